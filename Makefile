@@ -1,0 +1,59 @@
+# The one entry point. `make help` lists the targets.
+SHELL   := /bin/bash
+MODULES := pkg migrations services/auth
+SERVICES := auth
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PKGS    := $(addprefix ./,$(addsuffix /...,$(MODULES)))
+# Short fuzz runs in `make test`; longer ones with `make fuzz FUZZTIME=1m`.
+FUZZTIME ?= 5s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build every service into bin/
+	@mkdir -p bin
+	@for s in $(SERVICES); do \
+		echo "build bin/$$s"; \
+		(cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ../../bin/$$s .) || exit 1; \
+	done
+
+.PHONY: migrate
+migrate: build ## create the database if missing and apply every migration
+	./bin/auth migrate
+
+.PHONY: run
+run: migrate ## build, migrate and start every service on localhost (Ctrl-C stops all)
+	@trap 'kill 0' INT TERM; \
+	for s in $(SERVICES); do ./bin/$$s & done; \
+	wait
+
+.PHONY: test
+test: ## every test of every module against the local PostgreSQL, Redis and NATS, with -race
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+	$(MAKE) --no-print-directory fuzz
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (seed corpora run in `make test` too)
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./pkg/emailaddr
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+.PHONY: tidy
+tidy: ## go mod tidy in every module
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; done
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin

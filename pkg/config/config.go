@@ -1,0 +1,353 @@
+// Package config loads every setting of the public contract (API.md) through viper:
+// defaults, then an optional YAML file named by CONFIG_FILE, then environment variables,
+// then NAME_FILE for secrets. Load validates everything and returns one error line that
+// names the variable at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// Config is the whole configuration; each service reads the parts it needs.
+type Config struct {
+	HTTPAddr string
+
+	DatabaseURL         string
+	DatabaseReplicaURLs []string
+	RedisURL            string
+	RedisClusterAddrs   []string
+	RedisSentinelAddrs  []string
+	RedisSentinelMaster string
+	NATSURL             string
+
+	PublicURL            string
+	AppURL               string
+	OAuthCallbackBaseURL string
+
+	JWTAudience       string
+	JWTKeysDir        string
+	JWTAlg            string
+	AccessTokenTTL    time.Duration
+	RefreshTokenTTL   time.Duration
+	SessionMaxAge     time.Duration
+	RefreshReuseGrace time.Duration
+
+	EmailVerificationRequired bool
+	AdminEmails               []string
+	PasswordMinLength         int
+	PasswordMaxLength         int
+	// Argon2id parameters; not in the public contract, tunable per deployment.
+	PasswordArgonMemoryKiB   uint32
+	PasswordArgonIterations  uint32
+	PasswordArgonParallelism uint8
+	PasswordHashConcurrency  int
+
+	RateLimitEnabled   bool
+	TrustedProxies     []*net.IPNet
+	CORSAllowedOrigins []string
+
+	SMTPHost     string
+	SMTPPort     int
+	SMTPUsername string
+	SMTPPassword string
+	SMTPFrom     string
+	SMTPTLS      string
+
+	OAuthRedirectAllowlist []string
+
+	OTELExporterOTLPEndpoint string
+	LogLevel                 string
+	LogFormat                string
+	ShutdownTimeout          time.Duration
+}
+
+// secrets may be given as NAME_FILE (Kubernetes secrets, Vault agent).
+var secrets = []string{
+	"database_url", "redis_url", "smtp_password",
+	"oauth_github_client_secret", "oauth_google_client_secret", "oauth_oidc_client_secret",
+}
+
+func defaults(v *viper.Viper, httpAddr string) {
+	v.SetDefault("http_addr", httpAddr)
+	v.SetDefault("database_url", "postgres://postgres@127.0.0.1:5432/auth?sslmode=disable")
+	v.SetDefault("database_replica_urls", "")
+	v.SetDefault("redis_url", "redis://127.0.0.1:6379/0")
+	v.SetDefault("redis_cluster_addrs", "")
+	v.SetDefault("redis_sentinel_addrs", "")
+	v.SetDefault("redis_sentinel_master", "")
+	v.SetDefault("nats_url", "nats://127.0.0.1:4222")
+	v.SetDefault("public_url", "http://localhost:8081")
+	v.SetDefault("app_url", "http://localhost:3000")
+	v.SetDefault("oauth_callback_base_url", "")
+	v.SetDefault("jwt_audience", "talentforge")
+	v.SetDefault("jwt_keys_dir", "./var/keys")
+	v.SetDefault("jwt_alg", "EdDSA")
+	v.SetDefault("access_token_ttl", "15m")
+	v.SetDefault("refresh_token_ttl", "720h")
+	v.SetDefault("session_max_age", "2160h")
+	v.SetDefault("refresh_reuse_grace", "10s")
+	v.SetDefault("email_verification_required", true)
+	v.SetDefault("admin_emails", "")
+	v.SetDefault("password_min_length", 8)
+	v.SetDefault("password_max_length", 256)
+	v.SetDefault("password_argon_memory_kib", 19456)
+	v.SetDefault("password_argon_iterations", 2)
+	v.SetDefault("password_argon_parallelism", 1)
+	v.SetDefault("password_hash_concurrency", 0)
+	v.SetDefault("rate_limit_enabled", true)
+	v.SetDefault("trusted_proxies", "")
+	v.SetDefault("cors_allowed_origins", "http://localhost:3000")
+	v.SetDefault("smtp_host", "127.0.0.1")
+	v.SetDefault("smtp_port", 1025)
+	v.SetDefault("smtp_username", "")
+	v.SetDefault("smtp_password", "")
+	v.SetDefault("smtp_from", "no-reply@localhost")
+	v.SetDefault("smtp_tls", "none")
+	v.SetDefault("oauth_redirect_allowlist", "http://localhost:3000")
+	v.SetDefault("otel_exporter_otlp_endpoint", "")
+	v.SetDefault("log_level", "info")
+	v.SetDefault("log_format", "json")
+	v.SetDefault("shutdown_timeout", "20s")
+}
+
+// Load reads the configuration of a service whose default listen address is httpAddr.
+// lookup reads the environment (os.LookupEnv in production, a map in tests).
+func Load(httpAddr string, lookup func(string) (string, bool)) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	v := viper.New()
+	defaults(v, httpAddr)
+	if file, ok := lookup("CONFIG_FILE"); ok && file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("CONFIG_FILE: cannot read %s: %w", file, err)
+		}
+	}
+	// Environment overrides the file. Viper's AutomaticEnv reads os.Getenv directly, so
+	// the lookup is applied by hand to keep tests hermetic.
+	for _, key := range v.AllKeys() {
+		env := strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		if val, ok := lookup(env); ok {
+			v.Set(key, val)
+		}
+	}
+	for _, key := range secrets {
+		env := strings.ToUpper(key) + "_FILE"
+		path, ok := lookup(env)
+		if !ok || path == "" {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot read the file it names: %w", env, errors.Unwrap(err))
+		}
+		v.Set(key, strings.TrimRight(string(b), "\r\n"))
+	}
+	return parse(v)
+}
+
+type parser struct {
+	v   *viper.Viper
+	err error
+}
+
+func (p *parser) fail(key, format string, args ...any) {
+	if p.err == nil {
+		p.err = fmt.Errorf("%s: %s", strings.ToUpper(key), fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *parser) str(key string) string { return strings.TrimSpace(p.v.GetString(key)) }
+
+func (p *parser) list(key string) []string {
+	var out []string
+	for _, s := range strings.Split(p.v.GetString(key), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) duration(key string, minimum time.Duration) time.Duration {
+	raw := p.str(key)
+	d, err := time.ParseDuration(raw)
+	if err != nil {
+		p.fail(key, "%q is not a duration (e.g. 15m, 720h)", raw)
+		return 0
+	}
+	if d < minimum {
+		p.fail(key, "must be at least %s", minimum)
+	}
+	return d
+}
+
+func (p *parser) integer(key string, lo, hi int) int {
+	raw := p.str(key)
+	var n int
+	if _, err := fmt.Sscan(raw, &n); err != nil || fmt.Sprint(n) != raw {
+		p.fail(key, "%q is not an integer", raw)
+		return 0
+	}
+	if n < lo || n > hi {
+		p.fail(key, "must be between %d and %d", lo, hi)
+	}
+	return n
+}
+
+func (p *parser) boolean(key string) bool {
+	switch strings.ToLower(p.str(key)) {
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off":
+		return false
+	}
+	p.fail(key, "%q is not a boolean", p.str(key))
+	return false
+}
+
+func (p *parser) url(key string, schemes ...string) string {
+	raw := p.str(key)
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		p.fail(key, "%q is not an absolute URL", redactURL(raw))
+		return raw
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return raw
+		}
+	}
+	p.fail(key, "scheme must be one of %s", strings.Join(schemes, ", "))
+	return raw
+}
+
+func (p *parser) oneOf(key string, allowed ...string) string {
+	raw := p.str(key)
+	for _, a := range allowed {
+		if raw == a {
+			return raw
+		}
+	}
+	p.fail(key, "%q must be one of %s", raw, strings.Join(allowed, ", "))
+	return raw
+}
+
+// redactURL keeps credentials of a connection string out of error lines.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if strings.Contains(raw, "@") {
+			return "(redacted)"
+		}
+		return raw
+	}
+	return u.Redacted()
+}
+
+func parse(v *viper.Viper) (*Config, error) {
+	p := &parser{v: v}
+	c := &Config{
+		HTTPAddr:            p.str("http_addr"),
+		DatabaseURL:         p.url("database_url", "postgres", "postgresql"),
+		DatabaseReplicaURLs: p.list("database_replica_urls"),
+		RedisURL:            p.url("redis_url", "redis", "rediss", "unix"),
+		RedisClusterAddrs:   p.list("redis_cluster_addrs"),
+		RedisSentinelAddrs:  p.list("redis_sentinel_addrs"),
+		RedisSentinelMaster: p.str("redis_sentinel_master"),
+		NATSURL:             p.str("nats_url"),
+		PublicURL:           strings.TrimRight(p.url("public_url", "http", "https"), "/"),
+		AppURL:              strings.TrimRight(p.url("app_url", "http", "https"), "/"),
+
+		JWTAudience:       p.str("jwt_audience"),
+		JWTKeysDir:        p.str("jwt_keys_dir"),
+		JWTAlg:            p.oneOf("jwt_alg", "EdDSA", "ES256", "RS256"),
+		AccessTokenTTL:    p.duration("access_token_ttl", time.Minute),
+		RefreshTokenTTL:   p.duration("refresh_token_ttl", time.Minute),
+		SessionMaxAge:     p.duration("session_max_age", time.Minute),
+		RefreshReuseGrace: p.duration("refresh_reuse_grace", 0),
+
+		EmailVerificationRequired: p.boolean("email_verification_required"),
+		PasswordMinLength:         p.integer("password_min_length", 8, 1024),
+		PasswordMaxLength:         p.integer("password_max_length", 8, 4096),
+		PasswordArgonMemoryKiB:    uint32(p.integer("password_argon_memory_kib", 8, 4<<20)),
+		PasswordArgonIterations:   uint32(p.integer("password_argon_iterations", 1, 100)),
+		PasswordArgonParallelism:  uint8(p.integer("password_argon_parallelism", 1, 255)),
+		PasswordHashConcurrency:   p.integer("password_hash_concurrency", 0, 1024),
+
+		RateLimitEnabled:   p.boolean("rate_limit_enabled"),
+		CORSAllowedOrigins: p.list("cors_allowed_origins"),
+
+		SMTPHost:     p.str("smtp_host"),
+		SMTPPort:     p.integer("smtp_port", 1, 65535),
+		SMTPUsername: p.str("smtp_username"),
+		SMTPPassword: p.v.GetString("smtp_password"),
+		SMTPFrom:     p.str("smtp_from"),
+		SMTPTLS:      p.oneOf("smtp_tls", "none", "starttls", "tls"),
+
+		OAuthRedirectAllowlist: p.list("oauth_redirect_allowlist"),
+
+		OTELExporterOTLPEndpoint: p.str("otel_exporter_otlp_endpoint"),
+		LogLevel:                 p.oneOf("log_level", "debug", "info", "warn", "error"),
+		LogFormat:                p.oneOf("log_format", "json", "console"),
+		ShutdownTimeout:          p.duration("shutdown_timeout", time.Second),
+	}
+	c.OAuthCallbackBaseURL = c.PublicURL
+	if p.str("oauth_callback_base_url") != "" {
+		c.OAuthCallbackBaseURL = strings.TrimRight(p.url("oauth_callback_base_url", "http", "https"), "/")
+	}
+	for _, e := range p.list("admin_emails") {
+		c.AdminEmails = append(c.AdminEmails, strings.ToLower(e))
+	}
+	for _, cidr := range p.list("trusted_proxies") {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			p.fail("trusted_proxies", "%q is not a CIDR", cidr)
+			break
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if o == "*" {
+			p.fail("cors_allowed_origins", "\"*\" is not allowed: list the origins")
+		}
+	}
+	for _, r := range c.DatabaseReplicaURLs {
+		if u, err := url.Parse(r); err != nil || u.Host == "" {
+			p.fail("database_replica_urls", "%q is not a connection URL", redactURL(r))
+		}
+	}
+	if c.HTTPAddr == "" {
+		p.fail("http_addr", "must not be empty")
+	}
+	if c.JWTAudience == "" {
+		p.fail("jwt_audience", "must not be empty")
+	}
+	if c.JWTKeysDir == "" {
+		p.fail("jwt_keys_dir", "must not be empty")
+	}
+	if len(c.RedisSentinelAddrs) > 0 && c.RedisSentinelMaster == "" {
+		p.fail("redis_sentinel_master", "must be set when REDIS_SENTINEL_ADDRS is")
+	}
+	if c.PasswordMaxLength < c.PasswordMinLength {
+		p.fail("password_max_length", "must not be below PASSWORD_MIN_LENGTH")
+	}
+	if c.SessionMaxAge < c.RefreshTokenTTL {
+		// Not an error: the absolute lifetime simply caps the idle one.
+		c.RefreshTokenTTL = c.SessionMaxAge
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return c, nil
+}

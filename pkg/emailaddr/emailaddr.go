@@ -1,0 +1,59 @@
+// Package emailaddr normalises and validates email addresses once, at the edge, so the
+// database's unique index on the normalised form is the only identity of an address.
+package emailaddr
+
+import (
+	"errors"
+	"net/mail"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// MaxLength is the longest address SMTP can carry (RFC 5321 path limit less the brackets).
+const MaxLength = 254
+
+// ErrInvalid is returned for anything that is not a plain addr-spec.
+var ErrInvalid = errors.New("invalid email address")
+
+// Normalize trims, applies Unicode NFKC (so composed and decomposed, and fullwidth and
+// ASCII forms are one address; NFKC includes NFC's composition) and lower-cases. It
+// refuses display names, comments, control characters and over-long addresses.
+func Normalize(raw string) (string, error) {
+	if len(raw) > 4*MaxLength {
+		return "", ErrInvalid
+	}
+	s := strings.ToLower(norm.NFKC.String(strings.TrimSpace(raw)))
+	if s == "" || len(s) > MaxLength {
+		return "", ErrInvalid
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == unicode.ReplacementChar {
+			return "", ErrInvalid
+		}
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 1 || at > 64 || at == len(s)-1 || strings.Count(s, "@") != 1 {
+		return "", ErrInvalid
+	}
+	domain := s[at+1:]
+	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") ||
+		strings.Contains(domain, "..") {
+		return "", ErrInvalid
+	}
+	// net/mail accepts "Name <a@b>" and comments; require that it reads back exactly.
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Name != "" || addr.Address != s {
+		return "", ErrInvalid
+	}
+	return s, nil
+}
+
+// LocalPart returns what stands before the @ of a normalised address.
+func LocalPart(addr string) string {
+	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+		return addr[:at]
+	}
+	return addr
+}

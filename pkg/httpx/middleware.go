@@ -1,0 +1,123 @@
+package httpx
+
+import (
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/pkg/logging"
+)
+
+// requestID echoes a well-formed incoming X-Request-Id and generates one otherwise, so a
+// client cannot inject log lines or huge values through it.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rid := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(rid) {
+			rid = uuid.NewString()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		return next(c)
+	}
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// observe logs one line per request and records the metrics. The path logged is the
+// route template, never the raw URL, so nothing secret in a URL can reach a log.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		req := c.Request()
+		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		log := s.log.With(zap.String("request_id", rid))
+		c.SetRequest(req.WithContext(logging.WithLogger(req.Context(), log)))
+		s.reg.HTTPInFlight.Inc()
+		defer s.reg.HTTPInFlight.Dec()
+
+		err := next(c)
+		if err != nil {
+			c.Error(err) // render now so the status below is the one sent
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		elapsed := time.Since(start)
+		s.reg.HTTPRequests.WithLabelValues(route, req.Method, strconv.Itoa(status)).Inc()
+		s.reg.HTTPDuration.WithLabelValues(route, req.Method).Observe(elapsed.Seconds())
+		if route != "/healthz" && route != "/readyz" && route != "/metrics" {
+			log.Info("request",
+				zap.String("method", req.Method), zap.String("route", route),
+				zap.Int("status", status), zap.Duration("latency", elapsed),
+				zap.String("ip", c.RealIP()), zap.Int64("bytes_out", c.Response().Size))
+		}
+		return nil
+	}
+}
+
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = &Error{Status: ErrInternal.Status, Code: ErrInternal.Code, Message: ErrInternal.Message,
+					Err: fmt.Errorf("panic: %v", r)}
+			}
+		}()
+		return next(c)
+	}
+}
+
+// securityHeaders are safe defaults for an API: nothing is cached unless a handler says
+// so (answers hold tokens and personal data), nothing is sniffed or framed.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		return next(c)
+	}
+}
+
+// bodyPolicy enforces the 64 KiB limit and JSON-only bodies before any handler reads.
+func bodyPolicy(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > MaxBodyBytes {
+			return ErrTooLarge
+		}
+		hasBody := req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody)
+		if hasBody {
+			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+			if err != nil || (mt != "application/json" && mt != "application/problem+json") {
+				return ErrUnsupportedMedia
+			}
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, MaxBodyBytes)
+		}
+		return next(c)
+	}
+}

@@ -1,0 +1,51 @@
+// Package metrics owns the Prometheus registry of one process. Nothing registers on the
+// global default registerer, so tests and several servers in one process never collide.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Registry is a process registry with the Go runtime and process collectors.
+type Registry struct {
+	*prometheus.Registry
+	HTTPRequests *prometheus.CounterVec
+	HTTPDuration *prometheus.HistogramVec
+	HTTPInFlight prometheus.Gauge
+}
+
+// New builds the registry and the HTTP metrics of a service.
+func New(service string) *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	labels := prometheus.Labels{"service": service}
+	r := &Registry{
+		Registry: reg,
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "HTTP requests by route template, method and status.",
+			ConstLabels: labels,
+		}, []string{"route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "HTTP request latency by route template and method.",
+			ConstLabels: labels,
+			Buckets:     []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		HTTPInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_requests_in_flight", Help: "HTTP requests being served.", ConstLabels: labels,
+		}),
+	}
+	reg.MustRegister(r.HTTPRequests, r.HTTPDuration, r.HTTPInFlight)
+	return r
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{Registry: r.Registry})
+}

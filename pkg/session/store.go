@@ -1,0 +1,338 @@
+// Package session keeps login sessions and their rotating, opaque refresh
+// tokens in Redis, shared by the auth and oauth services.
+//
+// Each refresh rotates the token. The token it replaced stays usable for a
+// short grace and then answers the very same successor, so retries and
+// parallel requests from one client never fork the chain; any other stale or
+// forged secret ends the whole session (reuse detection). All multi-key work
+// happens in single Lua scripts, so it is atomic and Cluster-safe.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	ErrInvalidToken = errors.New("session: invalid refresh token")
+	ErrReused       = errors.New("session: refresh token reused")
+	ErrNotFound     = errors.New("session: not found")
+)
+
+// Meta describes the client making a request.
+type Meta struct{ IP, UserAgent string }
+
+// Session is one login. ExpiresAt is the absolute end; the idle TTL only
+// lives in Redis as the key's expiry.
+type Session struct {
+	ID, UserID, Email                string
+	AMR                              []string
+	CreatedAt, LastUsedAt, ExpiresAt time.Time
+	IP, UserAgent                    string
+}
+
+// Store reads and writes sessions. It is safe for concurrent use.
+// reuseHistory is how many retired secrets a session remembers for reuse
+// detection: at one refresh per 15-minute access token that is five days of
+// continuous use; a token older than that is refused without ending the session.
+const reuseHistory = 512
+
+type Store struct {
+	rdb         redis.UniversalClient
+	idle        time.Duration
+	maxAge      time.Duration
+	grace       time.Duration
+	maxSessions int
+	now         func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithIdleTTL sets how long a session lives without a refresh
+// (REFRESH_TOKEN_TTL, default 720h). Non-positive values are ignored.
+func WithIdleTTL(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.idle = d
+		}
+	}
+}
+
+// WithMaxAge sets the absolute session lifetime (SESSION_MAX_AGE, default
+// 2160h). Non-positive values are ignored.
+func WithMaxAge(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.maxAge = d
+		}
+	}
+}
+
+// WithReuseGrace sets how long the previous token still answers the current
+// successor (REFRESH_REUSE_GRACE, default 10s). Zero disables the grace.
+func WithReuseGrace(d time.Duration) Option {
+	return func(s *Store) {
+		if d >= 0 {
+			s.grace = d
+		}
+	}
+}
+
+// WithClock replaces time.Now. Scripts receive the time as an argument, so
+// expiry decisions follow this clock (Redis key TTLs still run in real time).
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+// WithMaxSessions caps the sessions per user (default 100); creating one more
+// drops the oldest. Non-positive values are ignored.
+func WithMaxSessions(n int) Option {
+	return func(s *Store) {
+		if n > 0 {
+			s.maxSessions = n
+		}
+	}
+}
+
+// New returns a Store using rdb, which may be a cluster client.
+func New(rdb redis.UniversalClient, opts ...Option) *Store {
+	s := &Store{
+		rdb:         rdb,
+		idle:        720 * time.Hour,
+		maxAge:      2160 * time.Hour,
+		grace:       10 * time.Second,
+		maxSessions: 100,
+		now:         time.Now,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Create starts a session and returns it with its first refresh token.
+func (s *Store) Create(ctx context.Context, userID, email string, amr []string, m Meta) (Session, string, error) {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return Session{}, "", fmt.Errorf("session: invalid user id: %w", err)
+	}
+	for _, a := range amr {
+		if strings.Contains(a, ",") {
+			return Session{}, "", fmt.Errorf("session: amr value %q contains a comma", a)
+		}
+	}
+	tok := newToken(uid, uuid.New())
+	now := s.now().UnixMilli()
+	exp := now + s.maxAge.Milliseconds()
+	ttl := min(s.idle, s.maxAge).Milliseconds()
+	prefix, key, idx := keys(tok.userID, tok.sessionID)
+	err = createScript.Run(ctx, s.rdb, []string{key, idx},
+		prefix, now, s.maxSessions, tok.sessionID.String(), ttl, exp,
+		tok.userID.String(), email, strings.Join(amr, ","), m.IP, m.UserAgent,
+		hashSecret(tok.secret)).Err()
+	if err != nil {
+		return Session{}, "", fmt.Errorf("session: create: %w", err)
+	}
+	return Session{
+		ID:         tok.sessionID.String(),
+		UserID:     tok.userID.String(),
+		Email:      email,
+		AMR:        splitAMR(strings.Join(amr, ",")),
+		CreatedAt:  time.UnixMilli(now),
+		LastUsedAt: time.UnixMilli(now),
+		ExpiresAt:  time.UnixMilli(exp),
+		IP:         m.IP,
+		UserAgent:  m.UserAgent,
+	}, tok.String(), nil
+}
+
+// Refresh rotates refreshToken. It returns the session (LastUsedAt, IP and
+// UserAgent updated) and the successor token. Within the reuse grace the
+// just-replaced token returns the same successor again, with the session as
+// the first use left it. Errors: ErrInvalidToken (malformed, unknown or
+// expired session, or a secret it never had), ErrReused (a retired secret
+// outside the grace; the session is ended).
+func (s *Store) Refresh(ctx context.Context, refreshToken string, m Meta) (Session, string, error) {
+	tok, err := parseToken(refreshToken)
+	if err != nil {
+		return Session{}, "", err
+	}
+	// The successor is minted and sealed before we know whether it is needed:
+	// the script decides atomically, and it cannot do AES.
+	next := newToken(tok.userID, tok.sessionID)
+	_, key, idx := keys(tok.userID, tok.sessionID)
+	res, err := refreshScript.Run(ctx, s.rdb, []string{key, idx},
+		tok.sessionID.String(), s.now().UnixMilli(),
+		hashSecret(tok.secret), hashSecret(next.secret),
+		sealSuccessor(tok.secret, next.secret, tok.sessionID),
+		s.idle.Milliseconds(), s.grace.Milliseconds(), m.IP, m.UserAgent, reuseHistory).Slice()
+	if err != nil {
+		return Session{}, "", fmt.Errorf("session: refresh: %w", err)
+	}
+	var status string
+	if len(res) > 0 {
+		status, _ = res[0].(string)
+	}
+	switch {
+	case status == "ok" && len(res) == 1+len(fields):
+		sess, err := parseSession(tok.sessionID.String(), res[1:])
+		return sess, next.String(), err
+	case status == "replay" && len(res) == 2+len(fields):
+		sealed, _ := res[1].(string)
+		secret, err := openSuccessor(tok.secret, sealed, tok.sessionID)
+		if err != nil {
+			return Session{}, "", err
+		}
+		sess, err := parseSession(tok.sessionID.String(), res[2:])
+		if err != nil {
+			return Session{}, "", err
+		}
+		return sess, token{userID: tok.userID, sessionID: tok.sessionID, secret: secret}.String(), nil
+	case status == "invalid":
+		return Session{}, "", ErrInvalidToken
+	case status == "reused":
+		return Session{}, "", ErrReused
+	}
+	return Session{}, "", fmt.Errorf("session: refresh: unexpected reply %v", res)
+}
+
+// Get is the access-token check: one round trip. It returns ErrNotFound if the
+// session is gone or past its absolute expiry.
+func (s *Store) Get(ctx context.Context, userID, sessionID string) (Session, error) {
+	uid, err1 := uuid.Parse(userID)
+	sid, err2 := uuid.Parse(sessionID)
+	if err1 != nil || err2 != nil {
+		return Session{}, ErrNotFound
+	}
+	_, key, _ := keys(uid, sid)
+	v, err := s.rdb.HMGet(ctx, key, fields...).Result()
+	if err != nil {
+		return Session{}, fmt.Errorf("session: get: %w", err)
+	}
+	sess, err := parseSession(sid.String(), v)
+	if err != nil {
+		return Session{}, err
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		return Session{}, ErrNotFound
+	}
+	return sess, nil
+}
+
+// Revoke ends one session; its tokens stop working as soon as it returns.
+func (s *Store) Revoke(ctx context.Context, userID, sessionID string) error {
+	uid, err1 := uuid.Parse(userID)
+	sid, err2 := uuid.Parse(sessionID)
+	if err1 != nil || err2 != nil {
+		return ErrNotFound
+	}
+	_, key, idx := keys(uid, sid)
+	n, err := revokeScript.Run(ctx, s.rdb, []string{key, idx}, sid.String()).Int()
+	if err != nil {
+		return fmt.Errorf("session: revoke: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RevokeAll ends every session of the user except keep ("" keeps none) and
+// returns how many ended.
+func (s *Store) RevokeAll(ctx context.Context, userID, keep string) (int, error) {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return 0, fmt.Errorf("session: invalid user id: %w", err)
+	}
+	if k, err := uuid.Parse(keep); err == nil {
+		keep = k.String()
+	}
+	prefix, _, idx := keys(uid, uuid.Nil)
+	n, err := revokeAllScript.Run(ctx, s.rdb, []string{idx}, prefix, keep).Int()
+	if err != nil {
+		return 0, fmt.Errorf("session: revoke all: %w", err)
+	}
+	return n, nil
+}
+
+// List returns the user's live sessions, newest first, and prunes index
+// entries whose session expired.
+func (s *Store) List(ctx context.Context, userID string) ([]Session, error) {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return nil, fmt.Errorf("session: invalid user id: %w", err)
+	}
+	prefix, _, idx := keys(uid, uuid.Nil)
+	res, err := listScript.Run(ctx, s.rdb, []string{idx}, prefix, s.now().UnixMilli()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("session: list: %w", err)
+	}
+	stride := 1 + len(fields)
+	out := make([]Session, 0, len(res)/stride)
+	for i := 0; i+stride <= len(res); i += stride {
+		id, _ := res[i].(string)
+		sess, err := parseSession(id, res[i+1:i+stride])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	return out, nil
+}
+
+// fields are read in this order by Get (HMGET) and returned in this order by
+// the scripts (see fieldsLua).
+var fields = []string{"uid", "email", "amr", "created", "last", "ip", "ua", "exp"}
+
+func keys(uid, sid uuid.UUID) (prefix, session, index string) {
+	prefix = "sess:{" + uid.String() + "}:"
+	return prefix, prefix + sid.String(), prefix + "idx"
+}
+
+func parseSession(id string, v []any) (Session, error) {
+	if len(v) != len(fields) || v[0] == nil {
+		return Session{}, ErrNotFound
+	}
+	str := make([]string, len(v))
+	for i, x := range v {
+		str[i], _ = x.(string)
+	}
+	var ms [3]int64
+	for i, f := range []int{3, 4, 7} {
+		n, err := strconv.ParseInt(str[f], 10, 64)
+		if err != nil {
+			return Session{}, fmt.Errorf("session: corrupt %s field: %w", fields[f], err)
+		}
+		ms[i] = n
+	}
+	return Session{
+		ID:         id,
+		UserID:     str[0],
+		Email:      str[1],
+		AMR:        splitAMR(str[2]),
+		CreatedAt:  time.UnixMilli(ms[0]),
+		LastUsedAt: time.UnixMilli(ms[1]),
+		ExpiresAt:  time.UnixMilli(ms[2]),
+		IP:         str[5],
+		UserAgent:  str[6],
+	}, nil
+}
+
+func splitAMR(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}

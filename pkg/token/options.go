@@ -1,0 +1,68 @@
+package token
+
+import "time"
+
+const (
+	defaultPublishDelay = 10 * time.Minute
+	defaultLeeway       = 30 * time.Second
+)
+
+// Option configures a KeySet, Issuer or Verifier. One option type serves all
+// three so a single clock can be shared; options that do not apply to the
+// value being built are ignored.
+type Option func(*options)
+
+type options struct {
+	now          func() time.Time
+	publishDelay time.Duration
+	leeway       time.Duration
+	onReloadErr  func(error)
+}
+
+func newOptions(opts []Option) options {
+	o := options{
+		now:          time.Now,
+		publishDelay: defaultPublishDelay,
+		leeway:       defaultLeeway,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithClock replaces time.Now, so tests can move time.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// WithPublishDelay sets how long a key must have been in the directory before
+// it may sign (KeySet). It should be at least the JWKS Cache-Control max-age.
+// Default 10 minutes.
+func WithPublishDelay(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.publishDelay = d
+		}
+	}
+}
+
+// WithLeeway sets the clock-skew tolerance for exp, nbf and iat (Verifier).
+// Default 30 seconds.
+func WithLeeway(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.leeway = d
+		}
+	}
+}
+
+// WithReloadErrorHandler receives errors from the periodic reloads of
+// KeySet.Watch; without it they are dropped (the previous keys stay active).
+func WithReloadErrorHandler(fn func(error)) Option {
+	return func(o *options) { o.onReloadErr = fn }
+}

@@ -1,0 +1,85 @@
+// Package account holds the auth service's use cases: registration, verification,
+// login, refresh, logout, password reset and change, the profile and sessions. It knows
+// nothing of HTTP; it declares the small interfaces it needs from its stores.
+package account
+
+import (
+	"errors"
+	"time"
+)
+
+// User is an account as the use cases see it.
+type User struct {
+	ID              string
+	Email           string
+	Name            string
+	PasswordHash    string // empty for accounts without a password
+	EmailVerifiedAt *time.Time
+	DisabledAt      *time.Time
+	MFAEnabled      bool
+	Roles           []string
+	CreatedAt       time.Time
+}
+
+// Verified reports whether the address was verified.
+func (u User) Verified() bool { return u.EmailVerifiedAt != nil }
+
+// Purpose of a one-time token.
+type Purpose string
+
+// The purposes a one-time token can serve; a token serves exactly one.
+const (
+	PurposeEmailVerification Purpose = "email_verification"
+	PurposePasswordReset     Purpose = "password_reset"
+)
+
+// OneTimeToken is a verification or reset token as stored: its hash, never the token.
+type OneTimeToken struct {
+	Hash      []byte
+	UserID    string
+	Purpose   Purpose
+	ExpiresAt time.Time
+}
+
+// Event is written to the outbox in the same transaction as the change that causes it.
+type Event struct {
+	Subject string
+	Payload any
+}
+
+// Outbox subjects, one per event type, under auth.>.
+const (
+	SubjectVerificationRequested = "auth.email.verification_requested"
+	SubjectRegisterExisting      = "auth.email.register_existing"
+	SubjectPasswordResetRequest  = "auth.email.password_reset_requested"
+	SubjectPasswordChanged       = "auth.user.password_changed"
+	SubjectEmailVerified         = "auth.user.email_verified"
+	SubjectRegistered            = "auth.user.registered"
+)
+
+// Errors the HTTP layer maps to codes. They say nothing that would help enumeration.
+var (
+	ErrInvalidEmail        = errors.New("invalid email")
+	ErrEmailTaken          = errors.New("email taken")
+	ErrInvalidCredentials  = errors.New("invalid credentials")
+	ErrEmailNotVerified    = errors.New("email not verified")
+	ErrAccountDisabled     = errors.New("account disabled")
+	ErrInvalidRefreshToken = errors.New("invalid refresh token")
+	ErrRefreshTokenReused  = errors.New("refresh token reused")
+	ErrInvalidToken        = errors.New("invalid or expired token")
+	ErrUnauthenticated     = errors.New("unauthenticated")
+	ErrForbidden           = errors.New("forbidden")
+	ErrNotFound            = errors.New("not found")
+	ErrInvalidName         = errors.New("invalid name")
+	ErrInvalidRequest      = errors.New("invalid request")
+	ErrUnavailable         = errors.New("dependency unavailable")
+	ErrBusy                = errors.New("too busy")
+)
+
+// WeakPasswordError says why a password was refused.
+type WeakPasswordError struct {
+	Reason  string
+	Message string
+}
+
+func (e *WeakPasswordError) Error() string { return "weak password: " + e.Reason }

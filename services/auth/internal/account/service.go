@@ -1,0 +1,600 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/talentforge/auth/pkg/emailaddr"
+	"github.com/talentforge/auth/pkg/password"
+	"github.com/talentforge/auth/pkg/session"
+	"github.com/talentforge/auth/pkg/token"
+)
+
+// Users is what the use cases need from the account store.
+type Users interface {
+	// CreateUser inserts u with role "user", tok when not nil and events, in one
+	// transaction; ErrEmailTaken when the address is taken.
+	CreateUser(ctx context.Context, u User, tok *OneTimeToken, events []Event) error
+	UserByEmail(ctx context.Context, email string) (User, error)
+	UserByID(ctx context.Context, id string) (User, error)
+	// IssueToken retires the user's unused tokens of the same purpose, stores tok and
+	// writes ev, in one transaction.
+	IssueToken(ctx context.Context, tok OneTimeToken, ev Event) error
+	Enqueue(ctx context.Context, events ...Event) error
+	// TokenUser returns the owner of a live token without using it.
+	TokenUser(ctx context.Context, hash []byte, purpose Purpose) (User, error)
+	// VerifyEmail uses a verification token, marks the address verified, grants roles
+	// and writes the events, in one transaction.
+	VerifyEmail(ctx context.Context, hash []byte, grant []string, events func(User) []Event) (User, error)
+	// ResetPassword uses a reset token and sets the password; beforeCommit runs inside
+	// the transaction so a failure there leaves the old password in place.
+	ResetPassword(ctx context.Context, hash []byte, passwordHash string, events func(User) []Event, beforeCommit func(context.Context, User) error) (User, error)
+	// SetPassword replaces a password, with the same beforeCommit contract.
+	SetPassword(ctx context.Context, userID, passwordHash string, events []Event, beforeCommit func(context.Context) error) error
+	// UpgradePasswordHash replaces oldHash by newHash only if it is still current.
+	UpgradePasswordHash(ctx context.Context, userID, oldHash, newHash string) error
+	UpdateName(ctx context.Context, userID, name string) (User, error)
+	GrantRole(ctx context.Context, userID, role string) error
+}
+
+// Sessions is the Redis session store shared with the oauth service.
+type Sessions interface {
+	Create(ctx context.Context, userID, email string, amr []string, m session.Meta) (session.Session, string, error)
+	Refresh(ctx context.Context, refreshToken string, m session.Meta) (session.Session, string, error)
+	Get(ctx context.Context, userID, sessionID string) (session.Session, error)
+	Revoke(ctx context.Context, userID, sessionID string) error
+	RevokeAll(ctx context.Context, userID, keep string) (int, error)
+	List(ctx context.Context, userID string) ([]session.Session, error)
+}
+
+// Hasher hashes and checks passwords under a concurrency bound.
+type Hasher interface {
+	Hash(ctx context.Context, password string) (string, error)
+	Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error)
+	DummyVerify(ctx context.Context, password string) error
+}
+
+// Tokens mints and checks access tokens.
+type Tokens interface {
+	Issue(userID, sessionID string, roles, amr []string) (string, token.AccessClaims, error)
+	Verify(raw string) (*token.AccessClaims, error)
+	TTL() time.Duration
+}
+
+// Config holds the settings the use cases obey.
+type Config struct {
+	EmailVerificationRequired bool
+	AdminEmails               []string
+	Policy                    password.Policy
+	VerificationTTL           time.Duration // 24h
+	ResetTTL                  time.Duration // 1h
+}
+
+// Service implements the use cases.
+type Service struct {
+	users    Users
+	sessions Sessions
+	hasher   Hasher
+	tokens   Tokens
+	cfg      Config
+	now      func() time.Time
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// NewService wires the use cases.
+func NewService(users Users, sessions Sessions, hasher Hasher, tokens Tokens, cfg Config, opts ...Option) *Service {
+	if cfg.VerificationTTL == 0 {
+		cfg.VerificationTTL = 24 * time.Hour
+	}
+	if cfg.ResetTTL == 0 {
+		cfg.ResetTTL = time.Hour
+	}
+	s := &Service{users: users, sessions: sessions, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Client describes where a request came from, recorded on the session.
+type Client = session.Meta
+
+// TokenPair is what login and refresh answer.
+type TokenPair struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    int
+	User         User
+}
+
+// Principal is the caller behind a valid access token with a live session.
+type Principal struct {
+	UserID    string
+	SessionID string
+	Email     string
+	Roles     []string
+	AMR       []string
+}
+
+// HasRole reports whether the principal holds role.
+func (p Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+
+// RegisterResult tells the HTTP layer which of the two contract answers to give.
+type RegisterResult struct {
+	// Pending: verification is required; the same answer for a new and a taken address.
+	Pending bool
+	User    User
+}
+
+// Register creates an account. With verification required it answers the same for a
+// taken address and mails the owner a notice instead, so nobody learns who has one.
+func (s *Service) Register(ctx context.Context, rawEmail, pw, name string, c Client) (RegisterResult, error) {
+	email, err := emailaddr.Normalize(rawEmail)
+	if err != nil {
+		return RegisterResult{}, ErrInvalidEmail
+	}
+	name, err = cleanName(name)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	if err := s.checkPolicy(pw, email); err != nil {
+		return RegisterResult{}, err
+	}
+	// Hash before looking anything up: a taken address costs the same time.
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return RegisterResult{}, s.hashError(err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond) // what PostgreSQL keeps
+	u := User{ID: uuid.NewString(), Email: email, Name: name, PasswordHash: hash, Roles: []string{"user"}, CreatedAt: now}
+	raw, tok := s.newToken(u.ID, PurposeEmailVerification, now.Add(s.cfg.VerificationTTL))
+	events := []Event{
+		{Subject: SubjectRegistered, Payload: map[string]any{"user_id": u.ID, "ip": c.IP, "user_agent": c.UserAgent}},
+		{Subject: SubjectVerificationRequested, Payload: emailPayload(u, raw, tok.ExpiresAt)},
+	}
+	err = s.users.CreateUser(ctx, u, &tok, events)
+	switch {
+	case errors.Is(err, ErrEmailTaken):
+		if !s.cfg.EmailVerificationRequired {
+			return RegisterResult{}, ErrEmailTaken
+		}
+		if err := s.noticeExisting(ctx, email); err != nil {
+			return RegisterResult{}, err
+		}
+		return RegisterResult{Pending: true}, nil
+	case err != nil:
+		return RegisterResult{}, fmt.Errorf("create user: %w", err)
+	}
+	return RegisterResult{Pending: s.cfg.EmailVerificationRequired, User: u}, nil
+}
+
+func (s *Service) noticeExisting(ctx context.Context, email string) error {
+	owner, err := s.users.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return nil // deleted in between: nothing to tell anyone
+	}
+	if err != nil {
+		return fmt.Errorf("load existing user: %w", err)
+	}
+	return s.users.Enqueue(ctx, Event{Subject: SubjectRegisterExisting, Payload: map[string]any{
+		"user_id": owner.ID, "email": owner.Email, "name": owner.Name,
+	}})
+}
+
+// VerifyEmail uses a verification token.
+func (s *Service) VerifyEmail(ctx context.Context, raw string) (User, error) {
+	hash, ok := hashToken(raw)
+	if !ok {
+		return User{}, ErrInvalidToken
+	}
+	u, err := s.users.VerifyEmail(ctx, hash, nil, func(u User) []Event {
+		return []Event{{Subject: SubjectEmailVerified, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}}
+	})
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrInvalidToken
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("verify email: %w", err)
+	}
+	return s.grantConfiguredAdmin(ctx, u)
+}
+
+// grantConfiguredAdmin gives ADMIN_EMAILS accounts the admin role once verified.
+func (s *Service) grantConfiguredAdmin(ctx context.Context, u User) (User, error) {
+	if !u.Verified() || !slices.Contains(s.cfg.AdminEmails, u.Email) || slices.Contains(u.Roles, "admin") {
+		return u, nil
+	}
+	if err := s.users.GrantRole(ctx, u.ID, "admin"); err != nil {
+		return User{}, fmt.Errorf("grant admin: %w", err)
+	}
+	u.Roles = append(slices.Clone(u.Roles), "admin")
+	slices.Sort(u.Roles)
+	return u, nil
+}
+
+// ResendVerification mails a new verification link to an unverified account; it
+// answers nothing either way.
+func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error {
+	email, err := emailaddr.Normalize(rawEmail)
+	if err != nil {
+		return nil
+	}
+	u, err := s.users.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if u.Verified() || u.DisabledAt != nil {
+		return nil
+	}
+	raw, tok := s.newToken(u.ID, PurposeEmailVerification, s.now().Add(s.cfg.VerificationTTL))
+	return s.users.IssueToken(ctx, tok, Event{Subject: SubjectVerificationRequested, Payload: emailPayload(u, raw, tok.ExpiresAt)})
+}
+
+// ForgotPassword mails a reset link when the address has an account; it answers
+// nothing either way. The link is built by the worker from APP_URL, never from the
+// request's Host.
+func (s *Service) ForgotPassword(ctx context.Context, rawEmail string) error {
+	email, err := emailaddr.Normalize(rawEmail)
+	if err != nil {
+		return nil
+	}
+	u, err := s.users.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if u.DisabledAt != nil {
+		return nil
+	}
+	raw, tok := s.newToken(u.ID, PurposePasswordReset, s.now().Add(s.cfg.ResetTTL))
+	return s.users.IssueToken(ctx, tok, Event{Subject: SubjectPasswordResetRequest, Payload: emailPayload(u, raw, tok.ExpiresAt)})
+}
+
+// ResetPassword sets a new password with a reset token and ends every session of the
+// user. It does not sign the user in. A reset proves the mailbox, so it verifies it.
+func (s *Service) ResetPassword(ctx context.Context, raw, pw string) error {
+	hash, ok := hashToken(raw)
+	if !ok {
+		return ErrInvalidToken
+	}
+	owner, err := s.users.TokenUser(ctx, hash, PurposePasswordReset)
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("look up reset token: %w", err)
+	}
+	if err := s.checkPolicy(pw, owner.Email); err != nil {
+		return err
+	}
+	pwHash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return s.hashError(err)
+	}
+	_, err = s.users.ResetPassword(ctx, hash, pwHash,
+		func(u User) []Event { return []Event{passwordChanged(u, "reset")} },
+		func(ctx context.Context, u User) error {
+			_, err := s.sessions.RevokeAll(ctx, u.ID, "")
+			return err
+		})
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidToken // used by a parallel request in between
+	}
+	if err != nil {
+		return fmt.Errorf("reset password: %w", err)
+	}
+	return nil
+}
+
+// Login checks a password and opens a session. Unknown addresses cost the same hash
+// time as a wrong password; disabled and unverified accounts are told apart only to
+// someone who knows the password.
+func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (TokenPair, error) {
+	email, err := emailaddr.Normalize(rawEmail)
+	if err != nil || utf8.RuneCountInString(pw) > s.cfg.Policy.MaxLength || pw == "" {
+		// Nothing can match: no account has such an address or password.
+		return TokenPair{}, ErrInvalidCredentials
+	}
+	u, err := s.users.UserByEmail(ctx, email)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return TokenPair{}, fmt.Errorf("load user: %w", err)
+	}
+	if err != nil || u.PasswordHash == "" {
+		if err := s.hasher.DummyVerify(ctx, pw); err != nil {
+			return TokenPair{}, s.hashError(err)
+		}
+		return TokenPair{}, ErrInvalidCredentials
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+		return TokenPair{}, s.hashError(err)
+	}
+	if !ok {
+		return TokenPair{}, ErrInvalidCredentials
+	}
+	if u.DisabledAt != nil {
+		return TokenPair{}, ErrAccountDisabled
+	}
+	if s.cfg.EmailVerificationRequired && !u.Verified() {
+		return TokenPair{}, ErrEmailNotVerified
+	}
+	if rehash {
+		s.upgradeHash(ctx, u, pw)
+	}
+	if u, err = s.grantConfiguredAdmin(ctx, u); err != nil {
+		return TokenPair{}, err
+	}
+	return s.openSession(ctx, u, []string{"pwd"}, c)
+}
+
+// upgradeHash moves a bcrypt or outdated argon2id hash to the current parameters. A
+// failure only postpones the upgrade to the next login.
+func (s *Service) upgradeHash(ctx context.Context, u User, pw string) {
+	newHash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return
+	}
+	_ = s.users.UpgradePasswordHash(ctx, u.ID, u.PasswordHash, newHash)
+}
+
+// OpenSession issues a token pair for an authenticated user (the oauth service and
+// MFA use it through the same session store).
+func (s *Service) openSession(ctx context.Context, u User, amr []string, c Client) (TokenPair, error) {
+	sess, rt, err := s.sessions.Create(ctx, u.ID, u.Email, amr, c)
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("create session: %w", err)
+	}
+	return s.pair(u, sess, rt)
+}
+
+func (s *Service) pair(u User, sess session.Session, rt string) (TokenPair, error) {
+	at, _, err := s.tokens.Issue(u.ID, sess.ID, u.Roles, sess.AMR)
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("issue access token: %w", err)
+	}
+	return TokenPair{AccessToken: at, RefreshToken: rt, ExpiresIn: int(s.tokens.TTL().Seconds()), User: u}, nil
+}
+
+// Refresh rotates a refresh token (see the session store for the grace and reuse
+// rules) and mints an access token with the user's current roles.
+func (s *Service) Refresh(ctx context.Context, rt string, c Client) (TokenPair, error) {
+	if rt == "" {
+		return TokenPair{}, ErrInvalidRefreshToken
+	}
+	sess, next, err := s.sessions.Refresh(ctx, rt, c)
+	switch {
+	case errors.Is(err, session.ErrReused):
+		return TokenPair{}, ErrRefreshTokenReused
+	case errors.Is(err, session.ErrInvalidToken):
+		return TokenPair{}, ErrInvalidRefreshToken
+	case err != nil:
+		return TokenPair{}, fmt.Errorf("refresh session: %w", err)
+	}
+	u, err := s.users.UserByID(ctx, sess.UserID)
+	if errors.Is(err, ErrNotFound) || (err == nil && u.DisabledAt != nil) {
+		_ = s.sessions.Revoke(ctx, sess.UserID, sess.ID)
+		return TokenPair{}, ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("load user: %w", err)
+	}
+	return s.pair(u, sess, next)
+}
+
+// Authenticate checks an access token and that its session is still live: one Redis
+// read, no PostgreSQL, so logout is seen at once by every route and the gateway.
+func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, error) {
+	claims, err := s.tokens.Verify(raw)
+	if err != nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	sess, err := s.sessions.Get(ctx, claims.Subject, claims.SessionID)
+	if errors.Is(err, session.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("load session: %w", err)
+	}
+	return Principal{UserID: claims.Subject, SessionID: claims.SessionID, Email: sess.Email, Roles: claims.Roles, AMR: claims.AMR}, nil
+}
+
+// Logout ends the caller's session, and the session of refreshToken when it is
+// another of the caller's own.
+func (s *Service) Logout(ctx context.Context, p Principal, refreshToken string) error {
+	if err := s.sessions.Revoke(ctx, p.UserID, p.SessionID); err != nil && !errors.Is(err, session.ErrNotFound) {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	if refreshToken == "" {
+		return nil
+	}
+	uid, sid, err := session.ParseRefreshToken(refreshToken)
+	if err != nil || uid != p.UserID || sid == p.SessionID {
+		return nil
+	}
+	if err := s.sessions.Revoke(ctx, uid, sid); err != nil && !errors.Is(err, session.ErrNotFound) {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+// LogoutAll ends every session of the caller.
+func (s *Service) LogoutAll(ctx context.Context, p Principal) error {
+	if _, err := s.sessions.RevokeAll(ctx, p.UserID, ""); err != nil {
+		return fmt.Errorf("revoke sessions: %w", err)
+	}
+	return nil
+}
+
+// Me loads the caller's account.
+func (s *Service) Me(ctx context.Context, p Principal) (User, error) {
+	u, err := s.users.UserByID(ctx, p.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrUnauthenticated
+	}
+	return u, err
+}
+
+// UpdateName changes the caller's display name.
+func (s *Service) UpdateName(ctx context.Context, p Principal, name string) (User, error) {
+	name, err := cleanName(name)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := s.users.UpdateName(ctx, p.UserID, name)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrUnauthenticated
+	}
+	return u, err
+}
+
+// ChangePassword replaces the caller's password after checking the current one, and
+// ends every other session.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+	u, err := s.users.UserByID(ctx, p.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return ErrUnauthenticated
+	}
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if u.PasswordHash == "" || utf8.RuneCountInString(current) > s.cfg.Policy.MaxLength {
+		return ErrInvalidCredentials
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
+	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+		return s.hashError(err)
+	}
+	if !ok {
+		return ErrInvalidCredentials
+	}
+	if err := s.checkPolicy(next, u.Email); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return s.hashError(err)
+	}
+	err = s.users.SetPassword(ctx, u.ID, hash, []Event{passwordChanged(u, "change")}, func(ctx context.Context) error {
+		_, err := s.sessions.RevokeAll(ctx, u.ID, p.SessionID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	return nil
+}
+
+// SessionView is one of the caller's sessions.
+type SessionView struct {
+	session.Session
+	Current bool
+}
+
+// ListSessions lists the caller's live sessions, newest first.
+func (s *Service) ListSessions(ctx context.Context, p Principal) ([]SessionView, error) {
+	list, err := s.sessions.List(ctx, p.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	out := make([]SessionView, len(list))
+	for i, sess := range list {
+		out[i] = SessionView{Session: sess, Current: sess.ID == p.SessionID}
+	}
+	return out, nil
+}
+
+// RevokeSession ends one of the caller's sessions. Sessions are looked up under the
+// caller's own id, so another user's session is simply not found.
+func (s *Service) RevokeSession(ctx context.Context, p Principal, id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return ErrNotFound
+	}
+	err := s.sessions.Revoke(ctx, p.UserID, id)
+	if errors.Is(err, session.ErrNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+func (s *Service) checkPolicy(pw, email string) error {
+	if err := s.cfg.Policy.Check(pw, email); err != nil {
+		var v *password.Violation
+		if errors.As(err, &v) {
+			return &WeakPasswordError{Reason: v.Reason, Message: v.Message}
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Service) hashError(err error) error {
+	if errors.Is(err, password.ErrBusy) {
+		return ErrBusy
+	}
+	return fmt.Errorf("password hash: %w", err)
+}
+
+// newToken makes a verification or reset token: 256 bits from the CSPRNG; only its
+// SHA-256 is stored (a fast hash is right for a secret this long).
+func (s *Service) newToken(userID string, purpose Purpose, expires time.Time) (string, OneTimeToken) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	raw := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(raw))
+	return raw, OneTimeToken{Hash: sum[:], UserID: userID, Purpose: purpose, ExpiresAt: expires.UTC()}
+}
+
+// hashToken refuses anything that cannot be one of our tokens before touching storage.
+func hashToken(raw string) ([]byte, bool) {
+	if len(raw) != 43 {
+		return nil, false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(raw); err != nil {
+		return nil, false
+	}
+	sum := sha256.Sum256([]byte(raw))
+	return sum[:], true
+}
+
+func emailPayload(u User, raw string, expires time.Time) map[string]any {
+	return map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name, "token": raw, "expires_at": expires}
+}
+
+func passwordChanged(u User, how string) Event {
+	return Event{Subject: SubjectPasswordChanged, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name, "how": how}}
+}
+
+// cleanName accepts a display name of at most 200 characters without control characters.
+func cleanName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > 200 {
+		return "", ErrInvalidName
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return "", ErrInvalidName
+		}
+	}
+	return name, nil
+}

@@ -1,0 +1,112 @@
+// Package api is the auth service's HTTP surface: thin echo handlers that bind, call one
+// use case and render. Routes and codes follow API.md to the letter.
+package api
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/talentforge/auth/services/auth/internal/account"
+)
+
+// Handler serves the v1 routes.
+type Handler struct {
+	svc  *account.Service
+	jwks func() ([]byte, error)
+	cfg  Config
+}
+
+// Config is what the handlers need beyond the use cases.
+type Config struct {
+	Issuer     string // PUBLIC_URL
+	JWKSMaxAge time.Duration
+}
+
+// New returns the handlers.
+func New(svc *account.Service, jwks func() ([]byte, error), cfg Config) *Handler {
+	if cfg.JWKSMaxAge == 0 {
+		cfg.JWKSMaxAge = 5 * time.Minute
+	}
+	return &Handler{svc: svc, jwks: jwks, cfg: cfg}
+}
+
+// Register adds every route on e.
+func (h *Handler) Register(e *echo.Echo) {
+	e.GET("/.well-known/jwks.json", h.jwksDoc)
+	e.GET("/.well-known/openid-configuration", h.openIDConfiguration)
+
+	v1 := e.Group("/v1", mapErrors)
+	a := v1.Group("/auth")
+	a.POST("/register", h.register)
+	a.POST("/login", h.login)
+	a.POST("/refresh", h.refresh)
+	a.POST("/logout", h.logout, h.authenticate)
+	a.POST("/logout-all", h.logoutAll, h.authenticate)
+	a.GET("/verify", h.verify, h.authenticate)
+	a.POST("/email/verify", h.verifyEmail)
+	a.POST("/email/resend", h.resendVerification)
+	a.POST("/password/forgot", h.forgotPassword)
+	a.POST("/password/reset", h.resetPassword)
+
+	me := v1.Group("/users/me", h.authenticate)
+	me.GET("", h.me)
+	me.PATCH("", h.updateMe)
+	me.POST("/password", h.changePassword)
+	me.GET("/sessions", h.listSessions)
+	me.DELETE("/sessions/:id", h.revokeSession)
+}
+
+// mapErrors turns use-case errors into contract answers for the whole group.
+func mapErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			return mapError(err)
+		}
+		return nil
+	}
+}
+
+const principalKey = "principal"
+
+// authenticate requires a Bearer access token whose session is live.
+func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			return account.ErrUnauthenticated
+		}
+		p, err := h.svc.Authenticate(c.Request().Context(), raw)
+		if err != nil {
+			return err
+		}
+		c.Set(principalKey, p)
+		return next(c)
+	}
+}
+
+func bearer(header string) (string, bool) {
+	const prefix = "bearer "
+	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return "", false
+	}
+	tok := strings.TrimSpace(header[len(prefix):])
+	return tok, tok != ""
+}
+
+func principal(c echo.Context) account.Principal {
+	p, _ := c.Get(principalKey).(account.Principal)
+	return p
+}
+
+func client(c echo.Context) account.Client {
+	ua := c.Request().UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	return account.Client{IP: c.RealIP(), UserAgent: ua}
+}
+
+func noContent(c echo.Context) error { return c.NoContent(http.StatusNoContent) }

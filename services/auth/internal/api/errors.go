@@ -1,0 +1,51 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/services/auth/internal/account"
+)
+
+// The one table from use-case errors to answers. Codes are the public contract.
+var errorTable = []struct {
+	err  error
+	resp *httpx.Error
+}{
+	{account.ErrInvalidEmail, httpx.NewError(http.StatusBadRequest, "invalid_email", "The email address is not valid.")},
+	{account.ErrEmailTaken, httpx.NewError(http.StatusConflict, "email_taken", "An account with this email address already exists.")},
+	{account.ErrInvalidCredentials, httpx.NewError(http.StatusUnauthorized, "invalid_credentials", "Invalid email or password.")},
+	{account.ErrEmailNotVerified, httpx.NewError(http.StatusForbidden, "email_not_verified", "The email address has not been verified.")},
+	{account.ErrAccountDisabled, httpx.NewError(http.StatusForbidden, "account_disabled", "This account is disabled.")},
+	{account.ErrInvalidRefreshToken, httpx.NewError(http.StatusUnauthorized, "invalid_refresh_token", "The refresh token is invalid or expired.")},
+	{account.ErrRefreshTokenReused, httpx.NewError(http.StatusUnauthorized, "refresh_token_reused", "The refresh token was already used; the session has been ended.")},
+	{account.ErrInvalidToken, httpx.NewError(http.StatusBadRequest, "invalid_token", "The token is invalid, used or expired.")},
+	{account.ErrUnauthenticated, httpx.ErrUnauthorized},
+	{account.ErrForbidden, httpx.NewError(http.StatusForbidden, "forbidden", "You are not allowed to do this.")},
+	{account.ErrNotFound, httpx.ErrNotFound},
+	{account.ErrInvalidName, httpx.NewError(http.StatusBadRequest, "invalid_name", "The name must be at most 200 characters without control characters.")},
+	{account.ErrInvalidRequest, httpx.NewError(http.StatusBadRequest, "invalid_request", "A required field is missing.")},
+	{account.ErrBusy, httpx.ErrUnavailable},
+	{account.ErrUnavailable, httpx.ErrUnavailable},
+}
+
+// mapError turns a use-case error into an answer; anything unknown passes through to
+// the shared handler (500 with the request id, or 503 for a dependency that is down).
+func mapError(err error) error {
+	var weak *account.WeakPasswordError
+	if errors.As(err, &weak) {
+		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "weak_password", Message: weak.Message, Err: err}
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			out := *e.resp
+			out.Err = err
+			if out.Status == http.StatusUnauthorized && out.Code == httpx.ErrUnauthorized.Code {
+				out.Header = http.Header{"Www-Authenticate": {`Bearer realm="talentforge"`}}
+			}
+			return &out
+		}
+	}
+	return err
+}

@@ -1,0 +1,126 @@
+// Package app composes the auth service: config in, a ready server out. main and the
+// integration tests build the service through the same function, so the tests run
+// exactly what production runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/metrics"
+	"github.com/talentforge/auth/pkg/natsx"
+	"github.com/talentforge/auth/pkg/password"
+	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/pkg/redisx"
+	"github.com/talentforge/auth/pkg/session"
+	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/api"
+	"github.com/talentforge/auth/services/auth/internal/store"
+)
+
+// JWKSMaxAge is how long caches may keep the JWKS; a new key waits as long before it signs.
+const JWKSMaxAge = 5 * time.Minute
+
+// App is the composed service.
+type App struct {
+	Server  *httpx.Server
+	DB      *postgres.DB
+	Redis   redis.UniversalClient
+	NATS    *nats.Conn
+	Keys    *token.KeySet
+	closers []func() error
+}
+
+// tokens joins the issuer and verifier that the use cases see as one.
+type tokens struct {
+	*token.Issuer
+	*token.Verifier
+}
+
+// New connects to PostgreSQL, Redis and NATS, loads the signing keys (generating one in
+// an empty dir, for dev) and builds the server. The key set reloads until ctx ends.
+func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err error) {
+	a := &App{}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
+		postgres.Options{MaxOpenConns: 32, StatementTimeout: 5 * time.Second}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.DB.Close)
+
+	if a.Redis, err = redisx.New(redisx.Options{URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
+		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Redis.Close)
+
+	if a.NATS, err = natsx.Connect(cfg.NATSURL, "auth"); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() error { a.NATS.Close(); return nil })
+
+	if created, err := token.EnsureKey(cfg.JWTKeysDir, cfg.JWTAlg, time.Now()); err != nil {
+		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
+	} else if created {
+		log.Warn("generated a signing key: fine in dev; in production mount keys into JWT_KEYS_DIR",
+			zap.String("dir", cfg.JWTKeysDir))
+	}
+	if a.Keys, err = token.LoadKeySet(cfg.JWTKeysDir, token.WithPublishDelay(JWKSMaxAge),
+		token.WithReloadErrorHandler(func(err error) { log.Error("reload signing keys", zap.Error(err)) })); err != nil {
+		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
+	}
+	go a.Keys.Watch(ctx, time.Minute)
+
+	params := password.DefaultParams()
+	params.Memory, params.Iterations, params.Parallelism =
+		cfg.PasswordArgonMemoryKiB, cfg.PasswordArgonIterations, cfg.PasswordArgonParallelism
+	svc := account.NewService(
+		store.NewUsers(a.DB),
+		session.New(a.Redis, session.WithIdleTTL(cfg.RefreshTokenTTL), session.WithMaxAge(cfg.SessionMaxAge),
+			session.WithReuseGrace(cfg.RefreshReuseGrace)),
+		password.NewHasher(params, cfg.PasswordHashConcurrency, 5*time.Second),
+		tokens{
+			token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
+			token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience),
+		},
+		account.Config{
+			EmailVerificationRequired: cfg.EmailVerificationRequired,
+			AdminEmails:               cfg.AdminEmails,
+			Policy:                    password.Policy{MinLength: cfg.PasswordMinLength, MaxLength: cfg.PasswordMaxLength},
+		},
+	)
+
+	a.Server = httpx.New(log, metrics.New("auth"),
+		httpx.WithTrustedProxies(cfg.TrustedProxies),
+		httpx.WithProblemJSON("/v2"),
+		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
+		httpx.WithReadyCheck("postgres", a.DB.Ping),
+		httpx.WithReadyCheck("redis", func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }),
+		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
+	)
+	api.New(svc, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge}).Register(a.Server.Echo)
+	return a, nil
+}
+
+// Close releases every connection, newest first.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,217 @@
+// Package store owns the auth service's PostgreSQL tables: users, roles, one-time
+// tokens and the outbox. Storage errors become the account package's sentinels here.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/services/auth/internal/account"
+)
+
+var _ account.Users = (*Users)(nil)
+
+// Users is the PostgreSQL account store.
+type Users struct {
+	db  *postgres.DB
+	now func() time.Time
+}
+
+// NewUsers returns the store.
+func NewUsers(db *postgres.DB) *Users { return &Users{db: db, now: time.Now} }
+
+type userRow struct {
+	bun.BaseModel `bun:"table:users"`
+
+	ID                uuid.UUID  `bun:"id,pk,type:uuid"`
+	Email             string     `bun:"email"`
+	Name              string     `bun:"name"`
+	PasswordHash      *string    `bun:"password_hash"`
+	EmailVerifiedAt   *time.Time `bun:"email_verified_at"`
+	DisabledAt        *time.Time `bun:"disabled_at"`
+	MFAEnabled        bool       `bun:"mfa_enabled"`
+	PasswordChangedAt *time.Time `bun:"password_changed_at"`
+	CreatedAt         time.Time  `bun:"created_at"`
+	UpdatedAt         time.Time  `bun:"updated_at"`
+	Roles             []string   `bun:"roles,array,scanonly"`
+}
+
+func (r userRow) user() account.User {
+	u := account.User{
+		ID: r.ID.String(), Email: r.Email, Name: r.Name, EmailVerifiedAt: r.EmailVerifiedAt,
+		DisabledAt: r.DisabledAt, MFAEnabled: r.MFAEnabled, Roles: r.Roles, CreatedAt: r.CreatedAt,
+	}
+	if r.PasswordHash != nil {
+		u.PasswordHash = *r.PasswordHash
+	}
+	if u.Roles == nil {
+		u.Roles = []string{}
+	}
+	slices.Sort(u.Roles)
+	return u
+}
+
+// selectUser reads users with their role names in one query.
+func selectUser(db bun.IDB) *bun.SelectQuery {
+	return db.NewSelect().Model((*userRow)(nil)).
+		ColumnExpr("u.*").
+		ColumnExpr("COALESCE((SELECT array_agg(ur.role ORDER BY ur.role) FROM user_roles ur WHERE ur.user_id = u.id), '{}') AS roles").
+		ModelTableExpr("users AS u")
+}
+
+func (s *Users) one(ctx context.Context, db bun.IDB, where string, args ...any) (account.User, error) {
+	var row userRow
+	if err := selectUser(db).Where(where, args...).Scan(ctx, &row); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return account.User{}, account.ErrNotFound
+		}
+		return account.User{}, err
+	}
+	return row.user(), nil
+}
+
+// UserByEmail finds an account by its normalised address.
+func (s *Users) UserByEmail(ctx context.Context, email string) (account.User, error) {
+	return s.one(ctx, s.db, "u.email = ?", email)
+}
+
+// UserByID finds an account by id.
+func (s *Users) UserByID(ctx context.Context, id string) (account.User, error) {
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		return account.User{}, account.ErrNotFound
+	}
+	return s.one(ctx, s.db, "u.id = ?", uid)
+}
+
+// CreateUser inserts the account, its roles, its first token and events in one transaction.
+func (s *Users) CreateUser(ctx context.Context, u account.User, tok *account.OneTimeToken, events []account.Event) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		row := userRow{ID: uuid.MustParse(u.ID), Email: u.Email, Name: u.Name, CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt}
+		if u.PasswordHash != "" {
+			row.PasswordHash = &u.PasswordHash
+		}
+		row.EmailVerifiedAt = u.EmailVerifiedAt
+		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
+			if postgres.IsUniqueViolation(err, "users_email_key") {
+				return account.ErrEmailTaken
+			}
+			return fmt.Errorf("insert user: %w", err)
+		}
+		for _, role := range u.Roles {
+			if err := grant(ctx, tx, row.ID, role); err != nil {
+				return err
+			}
+		}
+		if tok != nil {
+			if err := insertToken(ctx, tx, *tok); err != nil {
+				return err
+			}
+		}
+		return enqueue(ctx, tx, events...)
+	})
+}
+
+func grant(ctx context.Context, db bun.IDB, userID uuid.UUID, role string) error {
+	_, err := db.NewRaw("INSERT INTO user_roles (user_id, role) VALUES (?, ?) ON CONFLICT DO NOTHING", userID, role).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("grant role %s: %w", role, err)
+	}
+	return nil
+}
+
+// GrantRole gives a user a role (idempotent).
+func (s *Users) GrantRole(ctx context.Context, userID, role string) error {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return account.ErrNotFound
+	}
+	return grant(ctx, s.db, uid, role)
+}
+
+// UpgradePasswordHash swaps the hash only when it is still the one that was checked,
+// so a password changed in between is never overwritten.
+func (s *Users) UpgradePasswordHash(ctx context.Context, userID, oldHash, newHash string) error {
+	_, err := s.db.NewUpdate().Table("users").
+		Set("password_hash = ?", newHash).
+		Where("id = ? AND password_hash = ?", uuid.MustParse(userID), oldHash).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("upgrade password hash: %w", err)
+	}
+	return nil
+}
+
+// UpdateName sets the display name.
+func (s *Users) UpdateName(ctx context.Context, userID, name string) (account.User, error) {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return account.User{}, account.ErrNotFound
+	}
+	res, err := s.db.NewUpdate().Table("users").Set("name = ?, updated_at = now()", name).Where("id = ?", uid).Exec(ctx)
+	if err != nil {
+		return account.User{}, fmt.Errorf("update name: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return account.User{}, account.ErrNotFound
+	}
+	return s.UserByID(ctx, userID)
+}
+
+// SetPassword replaces the password and writes events; beforeCommit runs in the transaction.
+func (s *Users) SetPassword(ctx context.Context, userID, passwordHash string, events []account.Event, beforeCommit func(context.Context) error) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Table("users").
+			Set("password_hash = ?, password_changed_at = now(), updated_at = now()", passwordHash).
+			Where("id = ?", uuid.MustParse(userID)).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("update password: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return account.ErrNotFound
+		}
+		if err := enqueue(ctx, tx, events...); err != nil {
+			return err
+		}
+		return beforeCommit(ctx)
+	})
+}
+
+// Enqueue writes events to the outbox on their own.
+func (s *Users) Enqueue(ctx context.Context, events ...account.Event) error {
+	return enqueue(ctx, s.db, events...)
+}
+
+type outboxRow struct {
+	bun.BaseModel `bun:"table:outbox"`
+
+	ID      uuid.UUID       `bun:"id,pk,type:uuid"`
+	Subject string          `bun:"subject"`
+	Payload json.RawMessage `bun:"payload,type:jsonb"`
+}
+
+func enqueue(ctx context.Context, db bun.IDB, events ...account.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([]outboxRow, len(events))
+	for i, ev := range events {
+		b, err := json.Marshal(ev.Payload)
+		if err != nil {
+			return fmt.Errorf("encode event %s: %w", ev.Subject, err)
+		}
+		rows[i] = outboxRow{ID: uuid.Must(uuid.NewV7()), Subject: ev.Subject, Payload: b}
+	}
+	if _, err := db.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return fmt.Errorf("write outbox: %w", err)
+	}
+	return nil
+}
