@@ -1,0 +1,238 @@
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/migrations"
+	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/services/auth/internal/app"
+)
+
+// AdminURL is the server the test databases are created on (DATABASE_URL's server).
+func baseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+var (
+	dbOnce sync.Once
+	dbURL  string
+	dbErr  error
+	dbName string
+)
+
+// Database creates one migrated database for the test binary; Cleanup drops it.
+func Database(t testing.TB) string {
+	t.Helper()
+	dbOnce.Do(func() {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		dbName = "auth_test_" + hex.EncodeToString(b[:])
+		cfg, err := pgx.ParseConfig(baseURL())
+		if err != nil {
+			dbErr = err
+			return
+		}
+		cfg.Database = dbName
+		dbURL = fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, dbName)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, dbErr = migrations.Apply(ctx, dbURL)
+	})
+	if dbErr != nil {
+		t.Fatalf("PostgreSQL must be running (CI starts it): %v", dbErr)
+	}
+	return dbURL
+}
+
+// DropDatabase removes the test binary's database; call it from TestMain.
+func DropDatabase() {
+	if dbName == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, baseURL())
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{dbName}.Sanitize()+" WITH (FORCE)")
+}
+
+// Env is one running auth service.
+type Env struct {
+	T   testing.TB
+	URL string
+	App *app.App
+	Cfg *config.Config
+	// Client does not follow redirects and has a short timeout: a hang is a failure.
+	Client *http.Client
+}
+
+// Start runs the service with test settings, overridden by env (names as in API.md).
+func Start(t testing.TB, env map[string]string) *Env {
+	t.Helper()
+	vars := map[string]string{
+		"DATABASE_URL":                Database(t),
+		"JWT_KEYS_DIR":                t.TempDir(),
+		"PUBLIC_URL":                  "http://auth.test",
+		"LOG_LEVEL":                   "error",
+		"PASSWORD_ARGON_MEMORY_KIB":   "1024",
+		"PASSWORD_ARGON_ITERATIONS":   "1",
+		"PASSWORD_HASH_CONCURRENCY":   "4",
+		"EMAIL_VERIFICATION_REQUIRED": "true",
+	}
+	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
+		if v := os.Getenv(k); v != "" {
+			vars[k] = v
+		}
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load("127.0.0.1:0", func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, zap.NewNop())
+	if err != nil {
+		cancel()
+		t.Fatalf("start auth: %v", err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	if err := a.Redis.Ping(pctx).Err(); err != nil {
+		t.Fatalf("Redis must be running (CI starts it): %v", err)
+	}
+	if err := a.NATS.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatalf("NATS must be running (CI starts it): %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Server.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("server stopped with: %v", err)
+		}
+		_ = a.Close()
+	})
+	return &Env{
+		T: t, URL: "http://" + ln.Addr().String(), App: a, Cfg: cfg,
+		Client: &http.Client{
+			Timeout:       30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Response is a read answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v, failing the test on error.
+func (r *Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Code returns error.code of a v1 error body ("" when there is none).
+func (r *Response) Code() string {
+	var body struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &body)
+	return body.Error.Code
+}
+
+// Request sends a raw request. body may be nil, a string/[]byte (sent as is), or any
+// value (sent as JSON). Content-Type defaults to application/json when there is a body.
+func (e *Env) Request(method, path string, body any, header http.Header) *Response {
+	e.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		req.Header.Del(k)
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	res, err := e.Client.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.T.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return &Response{Status: res.StatusCode, Header: res.Header, Body: out}
+}
+
+// Do sends a JSON request with an optional bearer token.
+func (e *Env) Do(method, path string, body any, bearer string) *Response {
+	e.T.Helper()
+	h := http.Header{}
+	if bearer != "" {
+		h.Set("Authorization", "Bearer "+bearer)
+	}
+	return e.Request(method, path, body, h)
+}
+
+// Expect fails the test unless the answer has status (and code, when not empty).
+func Expect(t testing.TB, r *Response, status int, code string) {
+	t.Helper()
+	if r.Status != status || (code != "" && r.Code() != code) {
+		t.Fatalf("got %d %s, want %d %s", r.Status, r.Body, status, code)
+	}
+}

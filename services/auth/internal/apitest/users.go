@@ -1,0 +1,118 @@
+package apitest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"testing"
+)
+
+// Email returns an address no other test uses.
+func Email(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:]) + "@example.com"
+}
+
+// Password is a policy-compliant password for tests.
+const Password = "correct horse battery staple"
+
+// Pair is a token pair answer.
+type Pair struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	User         User   `json:"user"`
+}
+
+// User is the public user.
+type User struct {
+	ID            string   `json:"id"`
+	Email         string   `json:"email"`
+	Name          string   `json:"name"`
+	EmailVerified bool     `json:"email_verified"`
+	Roles         []string `json:"roles"`
+	MFAEnabled    bool     `json:"mfa_enabled"`
+	CreatedAt     string   `json:"created_at"`
+}
+
+// OutboxToken returns the token of the newest outbox event of subject for email.
+func (e *Env) OutboxToken(email, subject string) string {
+	e.T.Helper()
+	payload := e.OutboxPayload(email, subject)
+	tok, _ := payload["token"].(string)
+	if tok == "" {
+		e.T.Fatalf("outbox event %s for %s has no token", subject, email)
+	}
+	return tok
+}
+
+// OutboxPayload returns the payload of the newest outbox event of subject for email.
+func (e *Env) OutboxPayload(email, subject string) map[string]any {
+	e.T.Helper()
+	var raw []byte
+	err := e.App.DB.NewRaw(`SELECT payload FROM outbox WHERE subject = ? AND payload->>'email' = ?
+		ORDER BY id DESC LIMIT 1`, subject, email).Scan(context.Background(), &raw)
+	if err != nil {
+		e.T.Fatalf("no outbox event %s for %s: %v", subject, email, err)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(raw, &payload); err != nil {
+		e.T.Fatal(err)
+	}
+	return payload
+}
+
+// OutboxCount counts the outbox events of subject for email.
+func (e *Env) OutboxCount(email, subject string) int {
+	e.T.Helper()
+	n, err := e.App.DB.NewSelect().Table("outbox").
+		Where("subject = ? AND payload->>'email' = ?", subject, email).Count(context.Background())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return int(n)
+}
+
+// Register registers email and, when verification is required, verifies it through
+// the token the outbox holds.
+func (e *Env) Register(email string) User {
+	e.T.Helper()
+	r := e.Do(http.MethodPost, "/v1/auth/register", map[string]string{"email": email, "password": Password, "name": "Test"}, "")
+	switch r.Status {
+	case http.StatusAccepted:
+		tok := e.OutboxToken(email, "auth.email.verification_requested")
+		v := e.Do(http.MethodPost, "/v1/auth/email/verify", map[string]string{"token": tok}, "")
+		Expect(e.T, v, http.StatusOK, "")
+		var u User
+		v.JSON(e.T, &u)
+		return u
+	case http.StatusCreated:
+		var u User
+		r.JSON(e.T, &u)
+		return u
+	}
+	e.T.Fatalf("register %s: %d %s", email, r.Status, r.Body)
+	return User{}
+}
+
+// Login signs in and returns the pair.
+func (e *Env) Login(email, password string) Pair {
+	e.T.Helper()
+	r := e.Do(http.MethodPost, "/v1/auth/login", map[string]string{"email": email, "password": password}, "")
+	Expect(e.T, r, http.StatusOK, "")
+	var p Pair
+	r.JSON(e.T, &p)
+	return p
+}
+
+// NewUser registers, verifies and signs in a fresh user.
+func (e *Env) NewUser(t testing.TB) (string, Pair) {
+	t.Helper()
+	email := Email("user")
+	e.Register(email)
+	return email, e.Login(email, Password)
+}
