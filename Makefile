@@ -31,9 +31,9 @@ migrate: build ## create the database if missing and apply every migration
 
 .PHONY: run
 run: migrate ## build, migrate and start every service on localhost (Ctrl-C stops all)
-	@trap 'kill 0' INT TERM; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	for s in $(SERVICES); do ./bin/$$s & done; \
-	wait
+	wait -n # when one service stops, the trap stops the others
 
 .PHONY: test
 test: ## every test of every module against the local PostgreSQL, Redis and NATS, with -race

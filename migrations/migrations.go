@@ -87,8 +87,10 @@ func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return nil
 	}
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	// A concurrent creator wins either as duplicate_database or, on the catalog's
+	// unique index, as unique_violation.
 	var pe *pgconn.PgError
-	if err != nil && !(errors.As(err, &pe) && pe.Code == "42P04") {
+	if err != nil && !(errors.As(err, &pe) && (pe.Code == "42P04" || pe.Code == "23505")) {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil

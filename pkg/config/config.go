@@ -169,9 +169,21 @@ func (p *parser) fail(key, format string, args ...any) {
 
 func (p *parser) str(key string) string { return strings.TrimSpace(p.v.GetString(key)) }
 
+// list reads a comma-separated string (environment) or a YAML sequence (file).
 func (p *parser) list(key string) []string {
+	var items []string
+	switch v := p.v.Get(key).(type) {
+	case []any:
+		for _, item := range v {
+			items = append(items, fmt.Sprint(item))
+		}
+	case []string:
+		items = v
+	default:
+		items = strings.Split(p.v.GetString(key), ",")
+	}
 	var out []string
-	for _, s := range strings.Split(p.v.GetString(key), ",") {
+	for _, s := range items {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, s)
 		}
@@ -220,7 +232,8 @@ func (p *parser) url(key string, schemes ...string) string {
 	raw := p.str(key)
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		p.fail(key, "%q is not an absolute URL", redactURL(raw))
+		// Connection strings carry credentials: never quote the value.
+		p.fail(key, "is not an absolute URL")
 		return raw
 	}
 	for _, s := range schemes {
@@ -241,18 +254,6 @@ func (p *parser) oneOf(key string, allowed ...string) string {
 	}
 	p.fail(key, "%q must be one of %s", raw, strings.Join(allowed, ", "))
 	return raw
-}
-
-// redactURL keeps credentials of a connection string out of error lines.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if strings.Contains(raw, "@") {
-			return "(redacted)"
-		}
-		return raw
-	}
-	return u.Redacted()
 }
 
 func parse(v *viper.Viper) (*Config, error) {
@@ -324,7 +325,7 @@ func parse(v *viper.Viper) (*Config, error) {
 	}
 	for _, r := range c.DatabaseReplicaURLs {
 		if u, err := url.Parse(r); err != nil || u.Host == "" {
-			p.fail("database_replica_urls", "%q is not a connection URL", redactURL(r))
+			p.fail("database_replica_urls", "an entry is not a connection URL")
 		}
 	}
 	if c.HTTPAddr == "" {

@@ -108,6 +108,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if s.opts.mapError != nil {
+		err = s.opts.mapError(err)
+	}
 	e := asError(err)
 	rid := c.Response().Header().Get(echo.HeaderXRequestID)
 	if e.Status >= 500 {

@@ -30,6 +30,7 @@ type options struct {
 	trustedProxies  []*net.IPNet
 	problemPrefixes []string
 	checks          map[string]Check
+	mapError        func(error) error
 	readTimeout     time.Duration
 	writeTimeout    time.Duration
 	maxHeaderBytes  int
@@ -52,6 +53,12 @@ func WithProblemJSON(prefixes ...string) Option {
 // WithReadyCheck adds a dependency to /readyz.
 func WithReadyCheck(name string, c Check) Option {
 	return func(o *options) { o.checks[name] = c }
+}
+
+// WithErrorMapper lets a service turn its use-case errors into Errors before they
+// are rendered, for every route alike.
+func WithErrorMapper(fn func(error) error) Option {
+	return func(o *options) { o.mapError = fn }
 }
 
 // WithShutdownTimeout bounds how long in-flight requests may drain on shutdown.

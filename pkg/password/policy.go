@@ -51,10 +51,7 @@ func (p Policy) Check(password, email string) error {
 		p.MaxLength = d.MaxLength
 	}
 
-	// Cheap byte bound before any O(n) work, so huge inputs cost nothing.
-	// Composition can fold several runes into one (decomposed Hangul: 9
-	// bytes to 1 rune), hence the generous factor.
-	if len(password) > 4*utf8.UTFMax*p.MaxLength {
+	if p.TooLong(password) {
 		return tooLong(p.MaxLength)
 	}
 	if !utf8.ValidString(password) || strings.IndexByte(password, 0) >= 0 {
@@ -86,6 +83,23 @@ func (p Policy) Check(password, email string) error {
 		}
 	}
 	return nil
+}
+
+// TooLong reports whether password is over MaxLength characters as the policy
+// counts them (after NFKC). Login uses it to refuse cheaply what no account can
+// have, without hashing.
+func (p Policy) TooLong(password string) bool {
+	maxLen := p.MaxLength
+	if maxLen <= 0 {
+		maxLen = DefaultPolicy().MaxLength
+	}
+	// Cheap byte bound before any O(n) work, so huge inputs cost nothing.
+	// Composition can fold several runes into one (decomposed Hangul: 9
+	// bytes to 1 rune), hence the generous factor.
+	if len(password) > 4*utf8.UTFMax*maxLen {
+		return true
+	}
+	return utf8.RuneCountInString(norm.NFKC.String(password)) > maxLen
 }
 
 func tooLong(n int) *Violation {

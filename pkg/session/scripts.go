@@ -85,7 +85,8 @@ if ARGV[3] == s[1] then
 end
 -- The token just rotated away, within the grace: hand back the same
 -- successor (a client retry or a parallel request), never mint another.
-if s[2] and ARGV[3] == s[2] and now - tonumber(s[3]) <= tonumber(ARGV[7]) then
+local grace = tonumber(ARGV[7])
+if grace > 0 and s[2] and ARGV[3] == s[2] and now - tonumber(s[3]) <= grace then
   return {'replay', s[4], unpack(redis.call('HMGET', KEYS[1], unpack(F)))}
 end
 -- A secret this session once had: the token leaked, so end the session.

@@ -312,7 +312,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, pw string) error {
 // someone who knows the password.
 func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (TokenPair, error) {
 	email, err := emailaddr.Normalize(rawEmail)
-	if err != nil || utf8.RuneCountInString(pw) > s.cfg.Policy.MaxLength || pw == "" {
+	if err != nil || pw == "" || s.cfg.Policy.TooLong(pw) {
 		// Nothing can match: no account has such an address or password.
 		return TokenPair{}, ErrInvalidCredentials
 	}
@@ -478,7 +478,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return fmt.Errorf("load user: %w", err)
 	}
-	if u.PasswordHash == "" || utf8.RuneCountInString(current) > s.cfg.Policy.MaxLength {
+	if u.PasswordHash == "" || s.cfg.Policy.TooLong(current) {
 		return ErrInvalidCredentials
 	}
 	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)

@@ -38,35 +38,25 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/.well-known/jwks.json", h.jwksDoc)
 	e.GET("/.well-known/openid-configuration", h.openIDConfiguration)
 
-	v1 := e.Group("/v1", mapErrors)
-	a := v1.Group("/auth")
-	a.POST("/register", h.register)
-	a.POST("/login", h.login)
-	a.POST("/refresh", h.refresh)
-	a.POST("/logout", h.logout, h.authenticate)
-	a.POST("/logout-all", h.logoutAll, h.authenticate)
-	a.GET("/verify", h.verify, h.authenticate)
-	a.POST("/email/verify", h.verifyEmail)
-	a.POST("/email/resend", h.resendVerification)
-	a.POST("/password/forgot", h.forgotPassword)
-	a.POST("/password/reset", h.resetPassword)
+	// No group middleware: echo would register catch-all routes for a group's
+	// middleware, turning 405 answers into 404.
+	auth := h.authenticate
+	e.POST("/v1/auth/register", h.register)
+	e.POST("/v1/auth/login", h.login)
+	e.POST("/v1/auth/refresh", h.refresh)
+	e.POST("/v1/auth/logout", h.logout, auth)
+	e.POST("/v1/auth/logout-all", h.logoutAll, auth)
+	e.GET("/v1/auth/verify", h.verify, auth)
+	e.POST("/v1/auth/email/verify", h.verifyEmail)
+	e.POST("/v1/auth/email/resend", h.resendVerification)
+	e.POST("/v1/auth/password/forgot", h.forgotPassword)
+	e.POST("/v1/auth/password/reset", h.resetPassword)
 
-	me := v1.Group("/users/me", h.authenticate)
-	me.GET("", h.me)
-	me.PATCH("", h.updateMe)
-	me.POST("/password", h.changePassword)
-	me.GET("/sessions", h.listSessions)
-	me.DELETE("/sessions/:id", h.revokeSession)
-}
-
-// mapErrors turns use-case errors into contract answers for the whole group.
-func mapErrors(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if err := next(c); err != nil {
-			return mapError(err)
-		}
-		return nil
-	}
+	e.GET("/v1/users/me", h.me, auth)
+	e.PATCH("/v1/users/me", h.updateMe, auth)
+	e.POST("/v1/users/me/password", h.changePassword, auth)
+	e.GET("/v1/users/me/sessions", h.listSessions, auth)
+	e.DELETE("/v1/users/me/sessions/:id", h.revokeSession, auth)
 }
 
 const principalKey = "principal"

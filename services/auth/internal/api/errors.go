@@ -30,9 +30,9 @@ var errorTable = []struct {
 	{account.ErrUnavailable, httpx.ErrUnavailable},
 }
 
-// mapError turns a use-case error into an answer; anything unknown passes through to
-// the shared handler (500 with the request id, or 503 for a dependency that is down).
-func mapError(err error) error {
+// MapError turns a use-case error into an answer; anything unknown passes through to
+// the shared handler (500 with the request id). The server calls it for every route.
+func MapError(err error) error {
 	var weak *account.WeakPasswordError
 	if errors.As(err, &weak) {
 		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "weak_password", Message: weak.Message, Err: err}

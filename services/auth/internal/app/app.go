@@ -106,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err 
 	a.Server = httpx.New(log, metrics.New("auth"),
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithProblemJSON("/v2"),
+		httpx.WithErrorMapper(api.MapError),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		httpx.WithReadyCheck("postgres", a.DB.Ping),
 		httpx.WithReadyCheck("redis", func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }),
