@@ -20,6 +20,19 @@ import (
 //go:embed *.sql
 var files embed.FS
 
+// Latest is the version of the newest embedded migration.
+func Latest() uint {
+	entries, _ := files.ReadDir(".")
+	var latest uint
+	for _, e := range entries {
+		var v uint
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest
+}
+
 // Apply creates the database named in databaseURL when it is missing, then applies every
 // pending migration. It is safe to run from several replicas at once: golang-migrate
 // holds an advisory lock, and a concurrent CREATE DATABASE is tolerated.

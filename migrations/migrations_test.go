@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"net/url"
 	"os"
 	"slices"
@@ -116,7 +117,7 @@ func assertMigrated(t *testing.T, dbURL string) {
 	t.Helper()
 	conn := connect(t, dbURL)
 	ctx := context.Background()
-	for _, table := range []string{"users", "roles", "user_roles", "one_time_tokens", "outbox"} {
+	for _, table := range []string{"users", "roles", "user_roles", "role_permissions", "one_time_tokens", "outbox"} {
 		var ok bool
 		if err := conn.QueryRow(ctx, "SELECT to_regclass('public.' || $1) IS NOT NULL", table).Scan(&ok); err != nil {
 			t.Fatal(err)
@@ -133,15 +134,15 @@ func assertMigrated(t *testing.T, dbURL string) {
 	if err := conn.QueryRow(ctx, "SELECT version, dirty FROM schema_migrations").Scan(&version, &dirty); err != nil {
 		t.Fatalf("schema_migrations: %v", err)
 	}
-	if version != 1 || dirty {
-		t.Errorf("schema_migrations = version %d dirty %v, want 1 clean", version, dirty)
+	if version != int64(Latest()) || dirty {
+		t.Errorf("schema_migrations = version %d dirty %v, want %d clean", version, dirty, Latest())
 	}
 }
 
 func TestApplyCreatesDatabaseAndSchema(t *testing.T) {
 	dbURL, name := freshDatabase(t)
-	if v := mustApply(t, dbURL); v != 1 {
-		t.Fatalf("version = %d, want 1", v)
+	if v := mustApply(t, dbURL); v != Latest() {
+		t.Fatalf("version = %d, want %d", v, Latest())
 	}
 	if !databaseExists(t, name) {
 		t.Fatalf("Apply did not create database %s", name)
@@ -152,8 +153,8 @@ func TestApplyCreatesDatabaseAndSchema(t *testing.T) {
 func TestApplyIsIdempotent(t *testing.T) {
 	dbURL, _ := freshDatabase(t)
 	for i := 1; i <= 3; i++ {
-		if v := mustApply(t, dbURL); v != 1 {
-			t.Fatalf("run %d: version = %d, want 1", i, v)
+		if v := mustApply(t, dbURL); v != Latest() {
+			t.Fatalf("run %d: version = %d, want %d", i, v, Latest())
 		}
 	}
 	assertMigrated(t, dbURL)
@@ -177,7 +178,7 @@ func TestApplyConcurrentlyOnNewDatabase(t *testing.T) {
 		close(start)
 		wg.Wait()
 		for i := range n {
-			if errs[i] != nil || versions[i] != 1 {
+			if errs[i] != nil || versions[i] != Latest() {
 				t.Errorf("%d parallel runs, run %d: version %d, err %v", n, i, versions[i], errs[i])
 			}
 		}
@@ -209,7 +210,7 @@ func TestApplyConcurrentlyOnExistingEmptyDatabase(t *testing.T) {
 	close(start)
 	wg.Wait()
 	for i := range n {
-		if errs[i] != nil || versions[i] != 1 {
+		if errs[i] != nil || versions[i] != Latest() {
 			t.Errorf("run %d: version %d, err %v", i, versions[i], errs[i])
 		}
 	}
@@ -272,14 +273,21 @@ func TestSchemaConstraints(t *testing.T) {
 func TestDownMigrationReversesUp(t *testing.T) {
 	dbURL, _ := freshDatabase(t)
 	mustApply(t, dbURL)
-	down, err := files.ReadFile("000001_core.down.sql")
-	if err != nil {
-		t.Fatal(err)
+	downs, err := fs.Glob(files, "*.down.sql")
+	if err != nil || len(downs) != int(Latest()) {
+		t.Fatalf("down migrations %v, %v; want one per version", downs, err)
 	}
 	conn := connect(t, dbURL)
 	ctx := context.Background()
-	if _, err := conn.Exec(ctx, string(down)); err != nil {
-		t.Fatalf("down migration: %v", err)
+	slices.Reverse(downs) // newest first
+	for _, name := range downs {
+		down, err := files.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(down)); err != nil {
+			t.Fatalf("down migration %s: %v", name, err)
+		}
 	}
 	var n int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'").Scan(&n); err != nil {

@@ -24,7 +24,7 @@ func Normalize(raw string) (string, error) {
 	if len(raw) > 4*MaxLength {
 		return "", ErrInvalid
 	}
-	s := strings.ToLower(norm.NFKC.String(strings.TrimSpace(raw)))
+	s := Fold(raw)
 	if s == "" || len(s) > MaxLength {
 		return "", ErrInvalid
 	}
@@ -48,6 +48,12 @@ func Normalize(raw string) (string, error) {
 		return "", ErrInvalid
 	}
 	return s, nil
+}
+
+// Fold is the canonical form without the validation: trimmed, NFKC, lower case. Use it
+// for partial addresses such as search prefixes.
+func Fold(raw string) string {
+	return strings.ToLower(norm.NFKC.String(strings.TrimSpace(raw)))
 }
 
 // LocalPart returns what stands before the @ of a normalised address.

@@ -211,24 +211,59 @@ func (s *Store) Refresh(ctx context.Context, refreshToken string, m Meta) (Sessi
 // Get is the access-token check: one round trip. It returns ErrNotFound if the
 // session is gone or past its absolute expiry.
 func (s *Store) Get(ctx context.Context, userID, sessionID string) (Session, error) {
+	sess, _, err := s.GetWith(ctx, userID, sessionID, "")
+	return sess, err
+}
+
+// GetWith is Get plus a GET of key in the same round trip (key "" reads nothing
+// more). Build key with UserKey so that it lives with the user's sessions and
+// Redis Cluster answers both from one node. The GET's answer is returned even
+// when the session is gone; redis.Nil means key is missing.
+func (s *Store) GetWith(ctx context.Context, userID, sessionID, key string) (Session, *redis.StringCmd, error) {
 	uid, err1 := uuid.Parse(userID)
 	sid, err2 := uuid.Parse(sessionID)
 	if err1 != nil || err2 != nil {
-		return Session{}, ErrNotFound
+		return Session{}, nil, ErrNotFound
 	}
-	_, key, _ := keys(uid, sid)
-	v, err := s.rdb.HMGet(ctx, key, fields...).Result()
+	_, skey, _ := keys(uid, sid)
+	var (
+		hm    *redis.SliceCmd
+		extra *redis.StringCmd
+	)
+	if key == "" {
+		hm = s.rdb.HMGet(ctx, skey, fields...)
+	} else {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			hm = p.HMGet(ctx, skey, fields...)
+			extra = p.Get(ctx, key)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return Session{}, nil, fmt.Errorf("session: get: %w", err)
+		}
+	}
+	v, err := hm.Result()
 	if err != nil {
-		return Session{}, fmt.Errorf("session: get: %w", err)
+		return Session{}, extra, fmt.Errorf("session: get: %w", err)
 	}
 	sess, err := parseSession(sid.String(), v)
 	if err != nil {
-		return Session{}, err
+		return Session{}, extra, err
 	}
 	if !s.now().Before(sess.ExpiresAt) {
-		return Session{}, ErrNotFound
+		return Session{}, extra, ErrNotFound
 	}
-	return sess, nil
+	return sess, extra, nil
+}
+
+// UserKey returns prefix followed by the user's hash tag: a key of the caller's
+// that Redis Cluster keeps on the node of the user's sessions.
+func UserKey(prefix, userID string) (string, error) {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return "", fmt.Errorf("session: user id: %w", err)
+	}
+	return prefix + "{" + uid.String() + "}", nil
 }
 
 // Revoke ends one session; its tokens stop working as soon as it returns.

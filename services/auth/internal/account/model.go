@@ -5,6 +5,7 @@ package account
 
 import (
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -18,7 +19,17 @@ type User struct {
 	DisabledAt      *time.Time
 	MFAEnabled      bool
 	Roles           []string
-	CreatedAt       time.Time
+	// Permissions is the union of the roles' permissions; admin holds every one.
+	Permissions []string
+	CreatedAt   time.Time
+}
+
+// HasRole reports whether the user holds role.
+func (u User) HasRole(role string) bool { return slices.Contains(u.Roles, role) }
+
+// HasPermission reports whether the user holds permission; admin holds every one.
+func (u User) HasPermission(p string) bool {
+	return u.HasRole("admin") || slices.Contains(u.Permissions, p)
 }
 
 // Verified reports whether the address was verified.

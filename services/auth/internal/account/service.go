@@ -48,6 +48,15 @@ type Users interface {
 	GrantRole(ctx context.Context, userID, role string) error
 }
 
+// Profiles reads users through the Redis cache that holds what the access-token check
+// needs: profile, live roles and permissions, and the disabled flag.
+type Profiles interface {
+	User(ctx context.Context, userID string) (User, error)
+	// SessionUser returns the live session and its user in one Redis round trip.
+	SessionUser(ctx context.Context, userID, sessionID string) (session.Session, User, error)
+	Invalidate(ctx context.Context, userIDs ...string) error
+}
+
 // Sessions is the Redis session store shared with the oauth service.
 type Sessions interface {
 	Create(ctx context.Context, userID, email string, amr []string, m session.Meta) (session.Session, string, error)
@@ -84,6 +93,7 @@ type Config struct {
 // Service implements the use cases.
 type Service struct {
 	users    Users
+	profiles Profiles
 	sessions Sessions
 	hasher   Hasher
 	tokens   Tokens
@@ -98,14 +108,14 @@ type Option func(*Service)
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // NewService wires the use cases.
-func NewService(users Users, sessions Sessions, hasher Hasher, tokens Tokens, cfg Config, opts ...Option) *Service {
+func NewService(users Users, profiles Profiles, sessions Sessions, hasher Hasher, tokens Tokens, cfg Config, opts ...Option) *Service {
 	if cfg.VerificationTTL == 0 {
 		cfg.VerificationTTL = 24 * time.Hour
 	}
 	if cfg.ResetTTL == 0 {
 		cfg.ResetTTL = time.Hour
 	}
-	s := &Service{users: users, sessions: sessions, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now}
+	s := &Service{users: users, profiles: profiles, sessions: sessions, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -123,17 +133,20 @@ type TokenPair struct {
 	User         User
 }
 
-// Principal is the caller behind a valid access token with a live session.
+// Principal is the caller behind a valid access token with a live session. Its roles
+// and permissions are the live ones, not the token's claim.
 type Principal struct {
+	User      User
 	UserID    string
 	SessionID string
-	Email     string
-	Roles     []string
 	AMR       []string
 }
 
 // HasRole reports whether the principal holds role.
-func (p Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+func (p Principal) HasRole(role string) bool { return p.User.HasRole(role) }
+
+// HasPermission reports whether the principal holds permission.
+func (p Principal) HasPermission(perm string) bool { return p.User.HasPermission(perm) }
 
 // RegisterResult tells the HTTP layer which of the two contract answers to give.
 type RegisterResult struct {
@@ -391,7 +404,7 @@ func (s *Service) Refresh(ctx context.Context, rt string, c Client) (TokenPair, 
 	case err != nil:
 		return TokenPair{}, fmt.Errorf("refresh session: %w", err)
 	}
-	u, err := s.users.UserByID(ctx, sess.UserID)
+	u, err := s.profiles.User(ctx, sess.UserID)
 	if errors.Is(err, ErrNotFound) || (err == nil && u.DisabledAt != nil) {
 		_ = s.sessions.Revoke(ctx, sess.UserID, sess.ID)
 		return TokenPair{}, ErrInvalidRefreshToken
@@ -402,21 +415,24 @@ func (s *Service) Refresh(ctx context.Context, rt string, c Client) (TokenPair, 
 	return s.pair(u, sess, next)
 }
 
-// Authenticate checks an access token and that its session is still live: one Redis
-// read, no PostgreSQL, so logout is seen at once by every route and the gateway.
+// Authenticate checks an access token, that its session is live and that its user is
+// not disabled: one Redis round trip (session and cached user together), PostgreSQL
+// only on a cache miss. Logout, disable and role changes are seen at once.
 func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	claims, err := s.tokens.Verify(raw)
 	if err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	sess, err := s.sessions.Get(ctx, claims.Subject, claims.SessionID)
-	if errors.Is(err, session.ErrNotFound) {
+	_, u, err := s.profiles.SessionUser(ctx, claims.Subject, claims.SessionID)
+	switch {
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, ErrNotFound):
+		return Principal{}, ErrUnauthenticated
+	case err != nil:
+		return Principal{}, fmt.Errorf("load session: %w", err)
+	case u.DisabledAt != nil:
 		return Principal{}, ErrUnauthenticated
 	}
-	if err != nil {
-		return Principal{}, fmt.Errorf("load session: %w", err)
-	}
-	return Principal{UserID: claims.Subject, SessionID: claims.SessionID, Email: sess.Email, Roles: claims.Roles, AMR: claims.AMR}, nil
+	return Principal{User: u, UserID: claims.Subject, SessionID: claims.SessionID, AMR: claims.AMR}, nil
 }
 
 // Logout ends the caller's session, and the session of refreshToken when it is
@@ -447,12 +463,8 @@ func (s *Service) LogoutAll(ctx context.Context, p Principal) error {
 }
 
 // Me loads the caller's account.
-func (s *Service) Me(ctx context.Context, p Principal) (User, error) {
-	u, err := s.users.UserByID(ctx, p.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return User{}, ErrUnauthenticated
-	}
-	return u, err
+func (s *Service) Me(_ context.Context, p Principal) (User, error) {
+	return p.User, nil
 }
 
 // UpdateName changes the caller's display name.

@@ -89,14 +89,13 @@ func (h *Handler) verify(c echo.Context) error {
 	if role := c.QueryParam("role"); role != "" && !p.HasRole(role) {
 		return account.ErrForbidden
 	}
-	if c.QueryParams().Has("permission") {
-		// Role permissions arrive with RBAC; until then no role grants any permission.
+	if perm := c.QueryParam("permission"); perm != "" && !p.HasPermission(perm) {
 		return account.ErrForbidden
 	}
 	hd := c.Response().Header()
 	hd.Set("X-Auth-User-Id", p.UserID)
-	hd.Set("X-Auth-Email", p.Email)
-	hd.Set("X-Auth-Roles", strings.Join(p.Roles, ","))
+	hd.Set("X-Auth-Email", p.User.Email)
+	hd.Set("X-Auth-Roles", strings.Join(p.User.Roles, ","))
 	hd.Set("X-Auth-Session-Id", p.SessionID)
 	return c.NoContent(http.StatusOK)
 }

@@ -329,14 +329,14 @@ func TestForgeryAccessTokens(t *testing.T) {
 	_, loggedOut := e.NewUser(t)
 	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/logout", nil, loggedOut.AccessToken), http.StatusNoContent, "")
 
-	// A disabled user whose sessions then ended: disabled in the database (the
-	// admin route does not exist yet), then signed out.
+	// A user disabled in the database behind the service's back: the cached user
+	// is still being refilled after verification, so the flag is seen at once.
 	disabledEmail, disabled := e.NewUser(t)
 	if _, err := e.App.DB.NewRaw(`UPDATE users SET disabled_at = now() WHERE id = ?`, disabled.User.ID).
 		Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/logout", nil, disabled.AccessToken), http.StatusNoContent, "")
+	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/logout", nil, disabled.AccessToken), http.StatusUnauthorized, "unauthorized")
 	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/login",
 		map[string]string{"email": disabledEmail, "password": apitest.Password}, ""), http.StatusForbidden, "account_disabled")
 

@@ -87,10 +87,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err 
 	params := password.DefaultParams()
 	params.Memory, params.Iterations, params.Parallelism =
 		cfg.PasswordArgonMemoryKiB, cfg.PasswordArgonIterations, cfg.PasswordArgonParallelism
+	sessions := session.New(a.Redis, session.WithIdleTTL(cfg.RefreshTokenTTL), session.WithMaxAge(cfg.SessionMaxAge),
+		session.WithReuseGrace(cfg.RefreshReuseGrace))
+	cache := store.NewUserCache(a.Redis, a.DB, sessions)
+	users := store.NewUsers(a.DB, cache)
 	svc := account.NewService(
-		store.NewUsers(a.DB),
-		session.New(a.Redis, session.WithIdleTTL(cfg.RefreshTokenTTL), session.WithMaxAge(cfg.SessionMaxAge),
-			session.WithReuseGrace(cfg.RefreshReuseGrace)),
+		users, cache, sessions,
 		password.NewHasher(params, cfg.PasswordHashConcurrency, 5*time.Second),
 		tokens{
 			token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),

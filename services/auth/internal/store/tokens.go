@@ -76,7 +76,10 @@ func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, e
 		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, events(u)...)
+		if err := enqueue(ctx, tx, events(u)...); err != nil {
+			return err
+		}
+		return s.invalidate(ctx, uid)
 	})
 	return u, err
 }
@@ -99,6 +102,9 @@ func (s *Users) ResetPassword(ctx context.Context, hash []byte, passwordHash str
 			return err
 		}
 		if err := enqueue(ctx, tx, events(u)...); err != nil {
+			return err
+		}
+		if err := s.invalidate(ctx, uid); err != nil {
 			return err
 		}
 		return beforeCommit(ctx, u)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,14 +19,22 @@ import (
 
 var _ account.Users = (*Users)(nil)
 
-// Users is the PostgreSQL account store.
+// Users is the PostgreSQL account store. Every write that changes what the user cache
+// holds invalidates it: inside the transaction when there is one.
 type Users struct {
-	db  *postgres.DB
-	now func() time.Time
+	db    *postgres.DB
+	cache *UserCache
 }
 
 // NewUsers returns the store.
-func NewUsers(db *postgres.DB) *Users { return &Users{db: db, now: time.Now} }
+func NewUsers(db *postgres.DB, cache *UserCache) *Users { return &Users{db: db, cache: cache} }
+
+func (s *Users) invalidate(ctx context.Context, ids ...uuid.UUID) error {
+	if s.cache == nil {
+		return nil
+	}
+	return s.cache.Invalidate(ctx, invalidateIDs(ids...)...)
+}
 
 type userRow struct {
 	bun.BaseModel `bun:"table:users"`
@@ -43,12 +50,14 @@ type userRow struct {
 	CreatedAt         time.Time  `bun:"created_at"`
 	UpdatedAt         time.Time  `bun:"updated_at"`
 	Roles             []string   `bun:"roles,array,scanonly"`
+	Permissions       []string   `bun:"permissions,array,scanonly"`
 }
 
 func (r userRow) user() account.User {
 	u := account.User{
 		ID: r.ID.String(), Email: r.Email, Name: r.Name, EmailVerifiedAt: r.EmailVerifiedAt,
-		DisabledAt: r.DisabledAt, MFAEnabled: r.MFAEnabled, Roles: r.Roles, CreatedAt: r.CreatedAt,
+		DisabledAt: r.DisabledAt, MFAEnabled: r.MFAEnabled, Roles: r.Roles, Permissions: r.Permissions,
+		CreatedAt: r.CreatedAt,
 	}
 	if r.PasswordHash != nil {
 		u.PasswordHash = *r.PasswordHash
@@ -56,15 +65,19 @@ func (r userRow) user() account.User {
 	if u.Roles == nil {
 		u.Roles = []string{}
 	}
-	slices.Sort(u.Roles)
+	if u.Permissions == nil {
+		u.Permissions = []string{}
+	}
 	return u
 }
 
-// selectUser reads users with their role names in one query.
+// selectUser reads users with their role names and permissions in one query.
 func selectUser(db bun.IDB) *bun.SelectQuery {
 	return db.NewSelect().Model((*userRow)(nil)).
 		ColumnExpr("u.*").
 		ColumnExpr("COALESCE((SELECT array_agg(ur.role ORDER BY ur.role) FROM user_roles ur WHERE ur.user_id = u.id), '{}') AS roles").
+		ColumnExpr(`COALESCE((SELECT array_agg(DISTINCT rp.permission ORDER BY rp.permission) FROM user_roles ur
+			JOIN role_permissions rp ON rp.role = ur.role WHERE ur.user_id = u.id), '{}') AS permissions`).
 		ModelTableExpr("users AS u")
 }
 
@@ -135,7 +148,10 @@ func (s *Users) GrantRole(ctx context.Context, userID, role string) error {
 	if err != nil {
 		return account.ErrNotFound
 	}
-	return grant(ctx, s.db, uid, role)
+	if err := grant(ctx, s.db, uid, role); err != nil {
+		return err
+	}
+	return s.invalidate(ctx, uid)
 }
 
 // UpgradePasswordHash swaps the hash only when it is still the one that was checked,
@@ -162,6 +178,9 @@ func (s *Users) UpdateName(ctx context.Context, userID, name string) (account.Us
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return account.User{}, account.ErrNotFound
+	}
+	if err := s.invalidate(ctx, uid); err != nil {
+		return account.User{}, err
 	}
 	return s.UserByID(ctx, userID)
 }
