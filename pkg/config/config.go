@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/talentforge/auth/pkg/ratelimit"
 )
 
 // Config is the whole configuration; each service reads the parts it needs.
@@ -51,6 +53,8 @@ type Config struct {
 	PasswordHashConcurrency  int
 
 	RateLimitEnabled   bool
+	RateLimits         RateLimits
+	LoginThrottle      ratelimit.ThrottleConfig
 	TrustedProxies     []*net.IPNet
 	CORSAllowedOrigins []string
 
@@ -67,6 +71,27 @@ type Config struct {
 	LogLevel                 string
 	LogFormat                string
 	ShutdownTimeout          time.Duration
+}
+
+// RateLimits are the per-purpose budgets, per client IP unless named otherwise.
+type RateLimits struct {
+	Global, Login, Register, Forgot, Resend, Refresh, EmailVerify, MFA ratelimit.Limit
+	// EmailsPerAddress caps the mails one address can be sent (per normalised address,
+	// known or not, so the cap tells nobody whether it has an account).
+	EmailsPerAddress ratelimit.Limit
+}
+
+// rateLimitDefaults: generous for people, tight for scripts.
+var rateLimitDefaults = map[string]string{
+	"rate_limit_global":             "600/m",
+	"rate_limit_login":              "30/m",
+	"rate_limit_register":           "20/h",
+	"rate_limit_forgot":             "20/h",
+	"rate_limit_resend":             "20/h",
+	"rate_limit_refresh":            "120/m",
+	"rate_limit_email_verify":       "60/h",
+	"rate_limit_mfa":                "30/m",
+	"rate_limit_emails_per_address": "5/h",
 }
 
 // secrets may be given as NAME_FILE (Kubernetes secrets, Vault agent).
@@ -103,6 +128,13 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("password_argon_parallelism", 1)
 	v.SetDefault("password_hash_concurrency", 0)
 	v.SetDefault("rate_limit_enabled", true)
+	for k, d := range rateLimitDefaults {
+		v.SetDefault(k, d)
+	}
+	v.SetDefault("login_throttle_failures", 10)
+	v.SetDefault("login_throttle_ip_failures", 5)
+	v.SetDefault("login_throttle_wait_increment", "1s")
+	v.SetDefault("login_throttle_max_wait", "15m")
 	v.SetDefault("trusted_proxies", "")
 	v.SetDefault("cors_allowed_origins", "http://localhost:3000")
 	v.SetDefault("smtp_host", "127.0.0.1")
@@ -245,6 +277,14 @@ func (p *parser) url(key string, schemes ...string) string {
 	return raw
 }
 
+func (p *parser) limit(key string) ratelimit.Limit {
+	l, err := ratelimit.ParseLimit(p.str(key))
+	if err != nil {
+		p.fail(key, "%v", err)
+	}
+	return l
+}
+
 func (p *parser) oneOf(key string, allowed ...string) string {
 	raw := p.str(key)
 	for _, a := range allowed {
@@ -286,7 +326,20 @@ func parse(v *viper.Viper) (*Config, error) {
 		PasswordArgonParallelism:  uint8(p.integer("password_argon_parallelism", 1, 255)),
 		PasswordHashConcurrency:   p.integer("password_hash_concurrency", 0, 1024),
 
-		RateLimitEnabled:   p.boolean("rate_limit_enabled"),
+		RateLimitEnabled: p.boolean("rate_limit_enabled"),
+		RateLimits: RateLimits{
+			Global: p.limit("rate_limit_global"), Login: p.limit("rate_limit_login"),
+			Register: p.limit("rate_limit_register"), Forgot: p.limit("rate_limit_forgot"),
+			Resend: p.limit("rate_limit_resend"), Refresh: p.limit("rate_limit_refresh"),
+			EmailVerify: p.limit("rate_limit_email_verify"), MFA: p.limit("rate_limit_mfa"),
+			EmailsPerAddress: p.limit("rate_limit_emails_per_address"),
+		},
+		LoginThrottle: ratelimit.ThrottleConfig{
+			Failures:      p.integer("login_throttle_failures", 1, 100),
+			FailuresPerIP: p.integer("login_throttle_ip_failures", 1, 100),
+			WaitIncrement: p.duration("login_throttle_wait_increment", time.Millisecond),
+			MaxWait:       p.duration("login_throttle_max_wait", time.Millisecond),
+		},
 		CORSAllowedOrigins: p.list("cors_allowed_origins"),
 
 		SMTPHost:     p.str("smtp_host"),

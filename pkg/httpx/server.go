@@ -12,9 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/metrics"
@@ -31,6 +33,9 @@ type options struct {
 	problemPrefixes []string
 	checks          map[string]Check
 	mapError        func(error) error
+	corsOrigins     []string
+	gzipSkip        []string
+	gzip            bool
 	readTimeout     time.Duration
 	writeTimeout    time.Duration
 	maxHeaderBytes  int
@@ -59,6 +64,18 @@ func WithReadyCheck(name string, c Check) Option {
 // are rendered, for every route alike.
 func WithErrorMapper(fn func(error) error) Option {
 	return func(o *options) { o.mapError = fn }
+}
+
+// WithCORS answers browsers from these origins (exact match), with credentials.
+// Any other origin, "null" included, gets no Access-Control-Allow-* at all.
+func WithCORS(origins []string) Option {
+	return func(o *options) { o.corsOrigins = origins }
+}
+
+// WithGzip compresses answers of 1 KiB and more, except under the given path prefixes:
+// answers that hold secrets are never compressed next to attacker-chosen text (BREACH).
+func WithGzip(skipPrefixes ...string) Option {
+	return func(o *options) { o.gzip, o.gzipSkip = true, skipPrefixes }
 }
 
 // WithShutdownTimeout bounds how long in-flight requests may drain on shutdown.
@@ -97,8 +114,32 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 		s.observe, // outermost after the id: it sees panics turned into 500s
 		s.recoverPanics,
 		securityHeaders,
-		bodyPolicy,
 	)
+	if len(o.corsOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:     o.corsOrigins,
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestedWith, echo.HeaderXRequestID},
+			ExposeHeaders:    []string{echo.HeaderXRequestID, "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
+			AllowCredentials: true,
+			MaxAge:           600,
+		}))
+	}
+	if o.gzip {
+		e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
+			MinLength: 1024,
+			Skipper: func(c echo.Context) bool {
+				// promhttp compresses /metrics itself.
+				for _, p := range append(o.gzipSkip, "/metrics") {
+					if strings.HasPrefix(c.Request().URL.Path, p) {
+						return true
+					}
+				}
+				return false
+			},
+		}))
+	}
+	e.Use(bodyPolicy)
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -94,3 +94,15 @@ type WeakPasswordError struct {
 }
 
 func (e *WeakPasswordError) Error() string { return "weak password: " + e.Reason }
+
+// RateLimitedError is a refused request: a spent budget or a throttled login.
+type RateLimitedError struct {
+	// Code is "too_many_attempts" for login, "rate_limited" elsewhere.
+	Code       string
+	Limit      int // -1 when no budget applies (the login throttle)
+	Remaining  int
+	RetryAfter time.Duration
+	ResetAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string { return "rate limited: " + e.Code }

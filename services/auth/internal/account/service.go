@@ -17,6 +17,7 @@ import (
 
 	"github.com/talentforge/auth/pkg/emailaddr"
 	"github.com/talentforge/auth/pkg/password"
+	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
 )
@@ -67,6 +68,26 @@ type Sessions interface {
 	List(ctx context.Context, userID string) ([]session.Session, error)
 }
 
+// Limits are the shared rate limits and the login throttle (pkg/ratelimit.Guard).
+type Limits interface {
+	Allow(ctx context.Context, purpose, key string) (ratelimit.Decision, error)
+	LoginAttempt(ctx context.Context, account, ip string) (allowed bool, wait time.Duration, err error)
+	LoginSucceeded(ctx context.Context, account, ip string) error
+}
+
+// Budget purposes, configured as RATE_LIMIT_<PURPOSE>.
+const (
+	LimitGlobal      = "global"
+	LimitLogin       = "login"
+	LimitRegister    = "register"
+	LimitForgot      = "forgot"
+	LimitResend      = "resend"
+	LimitRefresh     = "refresh"
+	LimitEmailVerify = "email_verify"
+	LimitMFA         = "mfa"
+	LimitEmails      = "emails_per_address"
+)
+
 // Hasher hashes and checks passwords under a concurrency bound.
 type Hasher interface {
 	Hash(ctx context.Context, password string) (string, error)
@@ -95,6 +116,7 @@ type Service struct {
 	users    Users
 	profiles Profiles
 	sessions Sessions
+	limits   Limits
 	hasher   Hasher
 	tokens   Tokens
 	cfg      Config
@@ -108,14 +130,15 @@ type Option func(*Service)
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // NewService wires the use cases.
-func NewService(users Users, profiles Profiles, sessions Sessions, hasher Hasher, tokens Tokens, cfg Config, opts ...Option) *Service {
+func NewService(users Users, profiles Profiles, sessions Sessions, limits Limits, hasher Hasher, tokens Tokens, cfg Config,
+	opts ...Option) *Service {
 	if cfg.VerificationTTL == 0 {
 		cfg.VerificationTTL = 24 * time.Hour
 	}
 	if cfg.ResetTTL == 0 {
 		cfg.ResetTTL = time.Hour
 	}
-	s := &Service{users: users, profiles: profiles, sessions: sessions, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now}
+	s := &Service{users: users, profiles: profiles, sessions: sessions, limits: limits, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -158,9 +181,15 @@ type RegisterResult struct {
 // Register creates an account. With verification required it answers the same for a
 // taken address and mails the owner a notice instead, so nobody learns who has one.
 func (s *Service) Register(ctx context.Context, rawEmail, pw, name string, c Client) (RegisterResult, error) {
+	if err := s.allow(ctx, LimitRegister, c.IP, "rate_limited"); err != nil {
+		return RegisterResult{}, err
+	}
 	email, err := emailaddr.Normalize(rawEmail)
 	if err != nil {
 		return RegisterResult{}, ErrInvalidEmail
+	}
+	if err := s.addressBudget(ctx, email); err != nil {
+		return RegisterResult{}, err
 	}
 	name, err = cleanName(name)
 	if err != nil {
@@ -211,7 +240,10 @@ func (s *Service) noticeExisting(ctx context.Context, email string) error {
 }
 
 // VerifyEmail uses a verification token.
-func (s *Service) VerifyEmail(ctx context.Context, raw string) (User, error) {
+func (s *Service) VerifyEmail(ctx context.Context, raw string, c Client) (User, error) {
+	if err := s.allow(ctx, LimitEmailVerify, c.IP, "rate_limited"); err != nil {
+		return User{}, err
+	}
 	hash, ok := hashToken(raw)
 	if !ok {
 		return User{}, ErrInvalidToken
@@ -243,10 +275,16 @@ func (s *Service) grantConfiguredAdmin(ctx context.Context, u User) (User, error
 
 // ResendVerification mails a new verification link to an unverified account; it
 // answers nothing either way.
-func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error {
+func (s *Service) ResendVerification(ctx context.Context, rawEmail string, c Client) error {
+	if err := s.allow(ctx, LimitResend, c.IP, "rate_limited"); err != nil {
+		return err
+	}
 	email, err := emailaddr.Normalize(rawEmail)
 	if err != nil {
 		return nil
+	}
+	if err := s.addressBudget(ctx, email); err != nil {
+		return err
 	}
 	u, err := s.users.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
@@ -265,10 +303,16 @@ func (s *Service) ResendVerification(ctx context.Context, rawEmail string) error
 // ForgotPassword mails a reset link when the address has an account; it answers
 // nothing either way. The link is built by the worker from APP_URL, never from the
 // request's Host.
-func (s *Service) ForgotPassword(ctx context.Context, rawEmail string) error {
+func (s *Service) ForgotPassword(ctx context.Context, rawEmail string, c Client) error {
+	if err := s.allow(ctx, LimitForgot, c.IP, "rate_limited"); err != nil {
+		return err
+	}
 	email, err := emailaddr.Normalize(rawEmail)
 	if err != nil {
 		return nil
+	}
+	if err := s.addressBudget(ctx, email); err != nil {
+		return err
 	}
 	u, err := s.users.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
@@ -324,10 +368,22 @@ func (s *Service) ResetPassword(ctx context.Context, raw, pw string) error {
 // time as a wrong password; disabled and unverified accounts are told apart only to
 // someone who knows the password.
 func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (TokenPair, error) {
+	if err := s.allow(ctx, LimitLogin, c.IP, "too_many_attempts"); err != nil {
+		return TokenPair{}, err
+	}
 	email, err := emailaddr.Normalize(rawEmail)
 	if err != nil || pw == "" || s.cfg.Policy.TooLong(pw) {
 		// Nothing can match: no account has such an address or password.
 		return TokenPair{}, ErrInvalidCredentials
+	}
+	// Counted before the password is checked, for unknown addresses exactly as for
+	// real ones; while throttled even the right password only learns the wait.
+	allowed, wait, err := s.limits.LoginAttempt(ctx, email, c.IP)
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !allowed {
+		return TokenPair{}, &RateLimitedError{Code: "too_many_attempts", Limit: -1, RetryAfter: wait, ResetAfter: wait}
 	}
 	u, err := s.users.UserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -345,6 +401,9 @@ func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (Tok
 	}
 	if !ok {
 		return TokenPair{}, ErrInvalidCredentials
+	}
+	if err := s.limits.LoginSucceeded(ctx, email, c.IP); err != nil {
+		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if u.DisabledAt != nil {
 		return TokenPair{}, ErrAccountDisabled
@@ -392,6 +451,9 @@ func (s *Service) pair(u User, sess session.Session, rt string) (TokenPair, erro
 // Refresh rotates a refresh token (see the session store for the grace and reuse
 // rules) and mints an access token with the user's current roles.
 func (s *Service) Refresh(ctx context.Context, rt string, c Client) (TokenPair, error) {
+	if err := s.allow(ctx, LimitRefresh, c.IP, "rate_limited"); err != nil {
+		return TokenPair{}, err
+	}
 	if rt == "" {
 		return TokenPair{}, ErrInvalidRefreshToken
 	}
@@ -547,6 +609,28 @@ func (s *Service) RevokeSession(ctx context.Context, p Principal, id string) err
 		return ErrNotFound
 	}
 	return err
+}
+
+// allow spends one event of purpose's budget for key; Redis errors fail closed.
+func (s *Service) allow(ctx context.Context, purpose, key, code string) error {
+	d, err := s.limits.Allow(ctx, purpose, key)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !d.Allowed {
+		return &RateLimitedError{Code: code, Limit: d.Limit, Remaining: d.Remaining, RetryAfter: d.RetryAfter, ResetAfter: d.ResetAfter}
+	}
+	return nil
+}
+
+// CheckGlobal spends one event of the client's global budget (every route).
+func (s *Service) CheckGlobal(ctx context.Context, c Client) error {
+	return s.allow(ctx, LimitGlobal, c.IP, "rate_limited")
+}
+
+// addressBudget caps what one address can be sent, for known and unknown alike.
+func (s *Service) addressBudget(ctx context.Context, email string) error {
+	return s.allow(ctx, LimitEmails, email, "rate_limited")
 }
 
 func (s *Service) checkPolicy(pw, email string) error {

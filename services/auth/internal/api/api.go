@@ -10,13 +10,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/admin"
 )
 
 // Handler serves the v1 routes.
 type Handler struct {
-	svc  *account.Service
-	jwks func() ([]byte, error)
-	cfg  Config
+	svc   *account.Service
+	admin *admin.Service
+	jwks  func() ([]byte, error)
+	cfg   Config
 }
 
 // Config is what the handlers need beyond the use cases.
@@ -26,11 +28,11 @@ type Config struct {
 }
 
 // New returns the handlers.
-func New(svc *account.Service, jwks func() ([]byte, error), cfg Config) *Handler {
+func New(svc *account.Service, adm *admin.Service, jwks func() ([]byte, error), cfg Config) *Handler {
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
-	return &Handler{svc: svc, jwks: jwks, cfg: cfg}
+	return &Handler{svc: svc, admin: adm, jwks: jwks, cfg: cfg}
 }
 
 // Register adds every route on e.
@@ -39,7 +41,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/.well-known/openid-configuration", h.openIDConfiguration)
 
 	// No group middleware: echo would register catch-all routes for a group's
-	// middleware, turning 405 answers into 404.
+	// middleware, turning 405 answers into 404. The global per-IP budget runs for
+	// every route of the API from the server's middleware chain.
+	e.Use(h.globalLimit)
 	auth := h.authenticate
 	e.POST("/v1/auth/register", h.register)
 	e.POST("/v1/auth/login", h.login)
@@ -57,6 +61,22 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/v1/users/me/password", h.changePassword, auth)
 	e.GET("/v1/users/me/sessions", h.listSessions, auth)
 	e.DELETE("/v1/users/me/sessions/:id", h.revokeSession, auth)
+
+	h.registerAdmin(e)
+}
+
+// globalLimit spends the client's global budget on every API route (not the probes).
+func (h *Handler) globalLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch c.Path() {
+		case "/healthz", "/readyz", "/metrics":
+			return next(c)
+		}
+		if err := h.svc.CheckGlobal(c.Request().Context(), client(c)); err != nil {
+			return err
+		}
+		return next(c)
+	}
 }
 
 const principalKey = "principal"

@@ -109,7 +109,7 @@ func (h *Handler) verifyEmail(c echo.Context) error {
 	if err := httpx.BindJSON(c, &req); err != nil {
 		return err
 	}
-	u, err := h.svc.VerifyEmail(c.Request().Context(), req.Token)
+	u, err := h.svc.VerifyEmail(c.Request().Context(), req.Token, client(c))
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (h *Handler) resendVerification(c echo.Context) error {
 	if err := httpx.BindJSON(c, &req); err != nil {
 		return err
 	}
-	if err := h.svc.ResendVerification(c.Request().Context(), req.Email); err != nil {
+	if err := h.svc.ResendVerification(c.Request().Context(), req.Email, client(c)); err != nil {
 		return err
 	}
 	return accepted(c)
@@ -136,7 +136,7 @@ func (h *Handler) forgotPassword(c echo.Context) error {
 	if err := httpx.BindJSON(c, &req); err != nil {
 		return err
 	}
-	if err := h.svc.ForgotPassword(c.Request().Context(), req.Email); err != nil {
+	if err := h.svc.ForgotPassword(c.Request().Context(), req.Email, client(c)); err != nil {
 		return err
 	}
 	return accepted(c)

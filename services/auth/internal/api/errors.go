@@ -2,10 +2,14 @@ package api
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/admin"
 )
 
 // The one table from use-case errors to answers. Codes are the public contract.
@@ -28,6 +32,13 @@ var errorTable = []struct {
 	{account.ErrInvalidRequest, httpx.NewError(http.StatusBadRequest, "invalid_request", "A required field is missing.")},
 	{account.ErrBusy, httpx.ErrUnavailable},
 	{account.ErrUnavailable, httpx.ErrUnavailable},
+	{admin.ErrUnknownRole, httpx.NewError(http.StatusBadRequest, "unknown_role", "A role does not exist.")},
+	{admin.ErrRoleExists, httpx.NewError(http.StatusConflict, "role_exists", "A role with this name already exists.")},
+	{admin.ErrRoleProtected, httpx.NewError(http.StatusConflict, "role_protected", "The built-in roles admin and user cannot be deleted.")},
+	{admin.ErrInvalidRole, httpx.NewError(http.StatusBadRequest, "invalid_role", "A role name is 1 to 64 of a-z, 0-9, _ . : - and starts with a letter.")},
+	{admin.ErrInvalidPermission, httpx.NewError(http.StatusBadRequest, "invalid_permission", "A permission looks like resource:action, e.g. jobs:write.")},
+	{admin.ErrInvalidCursor, httpx.NewError(http.StatusBadRequest, "invalid_cursor", "The cursor is not one this API returned.")},
+	{admin.ErrInvalidLimit, httpx.NewError(http.StatusBadRequest, "invalid_request", "limit must be between 1 and 200.")},
 }
 
 // MapError turns a use-case error into an answer; anything unknown passes through to
@@ -36,6 +47,10 @@ func MapError(err error) error {
 	var weak *account.WeakPasswordError
 	if errors.As(err, &weak) {
 		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "weak_password", Message: weak.Message, Err: err}
+	}
+	var limited *account.RateLimitedError
+	if errors.As(err, &limited) {
+		return rateLimited(limited)
 	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
@@ -48,4 +63,21 @@ func MapError(err error) error {
 		}
 	}
 	return err
+}
+
+// rateLimited is 429 with Retry-After and the RateLimit-* headers (IETF draft fields).
+func rateLimited(e *account.RateLimitedError) *httpx.Error {
+	secs := func(d time.Duration) string { return strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))) }
+	h := http.Header{}
+	h.Set("Retry-After", secs(e.RetryAfter))
+	if e.Limit >= 0 {
+		h.Set("RateLimit-Limit", strconv.Itoa(e.Limit))
+		h.Set("RateLimit-Remaining", strconv.Itoa(max(0, e.Remaining)))
+		h.Set("RateLimit-Reset", secs(e.ResetAfter))
+	}
+	msg := "Too many requests. Try again later."
+	if e.Code == "too_many_attempts" {
+		msg = "Too many attempts. Try again later."
+	}
+	return &httpx.Error{Status: http.StatusTooManyRequests, Code: e.Code, Message: msg, Header: h, Err: e}
 }

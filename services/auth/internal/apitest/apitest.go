@@ -101,6 +101,9 @@ func Start(t testing.TB, env map[string]string) *Env {
 		"PASSWORD_ARGON_ITERATIONS":   "1",
 		"PASSWORD_HASH_CONCURRENCY":   "4",
 		"EMAIL_VERIFICATION_REQUIRED": "true",
+		// Every test binary shares 127.0.0.1 and one Redis: limits are off unless a
+		// test turns them on (and then it sends its own X-Forwarded-For).
+		"RATE_LIMIT_ENABLED": "false",
 	}
 	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
 		if v := os.Getenv(k); v != "" {

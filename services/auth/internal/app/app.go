@@ -19,10 +19,12 @@ import (
 	"github.com/talentforge/auth/pkg/natsx"
 	"github.com/talentforge/auth/pkg/password"
 	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/redisx"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
 	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/api"
 	"github.com/talentforge/auth/services/auth/internal/store"
 )
@@ -91,8 +93,14 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err 
 		session.WithReuseGrace(cfg.RefreshReuseGrace))
 	cache := store.NewUserCache(a.Redis, a.DB, sessions)
 	users := store.NewUsers(a.DB, cache)
+	rl := cfg.RateLimits
+	guard := ratelimit.NewGuard(a.Redis, map[string]ratelimit.Limit{
+		account.LimitGlobal: rl.Global, account.LimitLogin: rl.Login, account.LimitRegister: rl.Register,
+		account.LimitForgot: rl.Forgot, account.LimitResend: rl.Resend, account.LimitRefresh: rl.Refresh,
+		account.LimitEmailVerify: rl.EmailVerify, account.LimitMFA: rl.MFA, account.LimitEmails: rl.EmailsPerAddress,
+	}, cfg.LoginThrottle, cfg.RateLimitEnabled)
 	svc := account.NewService(
-		users, cache, sessions,
+		users, cache, sessions, guard,
 		password.NewHasher(params, cfg.PasswordHashConcurrency, 5*time.Second),
 		tokens{
 			token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
@@ -109,12 +117,16 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err 
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithProblemJSON("/v2"),
 		httpx.WithErrorMapper(api.MapError),
+		httpx.WithCORS(cfg.CORSAllowedOrigins),
+		// Token and profile answers are never compressed (BREACH); lists and JWKS are.
+		httpx.WithGzip("/v1/auth", "/v2/auth", "/v1/users"),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		httpx.WithReadyCheck("postgres", a.DB.Ping),
 		httpx.WithReadyCheck("redis", func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }),
 		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
 	)
-	api.New(svc, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge}).Register(a.Server.Echo)
+	adm := admin.NewService(store.NewAdmin(users), sessions)
+	api.New(svc, adm, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge}).Register(a.Server.Echo)
 	return a, nil
 }
 

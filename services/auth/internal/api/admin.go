@@ -1,0 +1,157 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/admin"
+)
+
+// registerAdmin adds /v1/admin/*: a live session whose (live) roles hold admin.
+func (h *Handler) registerAdmin(e *echo.Echo) {
+	mw := []echo.MiddlewareFunc{h.authenticate, requireRole(admin.RoleAdmin)}
+	e.GET("/v1/admin/users", h.adminListUsers, mw...)
+	e.GET("/v1/admin/users/:id", h.adminGetUser, mw...)
+	e.PUT("/v1/admin/users/:id/roles", h.adminSetRoles, mw...)
+	e.POST("/v1/admin/users/:id/disable", h.adminDisable, mw...)
+	e.POST("/v1/admin/users/:id/enable", h.adminEnable, mw...)
+	e.GET("/v1/admin/roles", h.adminListRoles, mw...)
+	e.POST("/v1/admin/roles", h.adminCreateRole, mw...)
+	e.DELETE("/v1/admin/roles/:name", h.adminDeleteRole, mw...)
+}
+
+func requireRole(role string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !principal(c).HasRole(role) {
+				return account.ErrForbidden
+			}
+			return next(c)
+		}
+	}
+}
+
+type userPage struct {
+	Users      []userView `json:"users"`
+	NextCursor *string    `json:"next_cursor"`
+}
+
+func (h *Handler) adminListUsers(c echo.Context) error {
+	limit := 0
+	if raw := c.QueryParam("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return admin.ErrInvalidLimit
+		}
+		limit = n
+	}
+	page, err := h.admin.ListUsers(c.Request().Context(), limit, c.QueryParam("cursor"), c.QueryParam("email"))
+	if err != nil {
+		return err
+	}
+	out := userPage{Users: make([]userView, len(page.Users))}
+	for i, u := range page.Users {
+		out.Users[i] = viewUser(u)
+	}
+	if page.Next != nil {
+		cur := admin.EncodeCursor(*page.Next)
+		out.NextCursor = &cur
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) adminGetUser(c echo.Context) error {
+	u, err := h.admin.User(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewUser(u))
+}
+
+type rolesRequest struct {
+	Roles *[]string `json:"roles"`
+}
+
+func (h *Handler) adminSetRoles(c echo.Context) error {
+	var req rolesRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Roles == nil {
+		return account.ErrInvalidRequest
+	}
+	u, err := h.admin.SetRoles(c.Request().Context(), principal(c), c.Param("id"), *req.Roles)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewUser(u))
+}
+
+func (h *Handler) adminDisable(c echo.Context) error {
+	if err := h.admin.Disable(c.Request().Context(), principal(c), c.Param("id")); err != nil {
+		return err
+	}
+	return noContent(c)
+}
+
+func (h *Handler) adminEnable(c echo.Context) error {
+	if err := h.admin.Enable(c.Request().Context(), principal(c), c.Param("id")); err != nil {
+		return err
+	}
+	return noContent(c)
+}
+
+type roleView struct {
+	Name        string    `json:"name"`
+	Permissions []string  `json:"permissions"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func viewRole(r admin.Role) roleView {
+	perms := r.Permissions
+	if perms == nil {
+		perms = []string{}
+	}
+	return roleView{Name: r.Name, Permissions: perms, CreatedAt: r.CreatedAt.UTC()}
+}
+
+func (h *Handler) adminListRoles(c echo.Context) error {
+	roles, err := h.admin.Roles(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]roleView, len(roles))
+	for i, r := range roles {
+		out[i] = viewRole(r)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"roles": out})
+}
+
+type createRoleRequest struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+}
+
+func (h *Handler) adminCreateRole(c echo.Context) error {
+	var req createRoleRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return err
+	}
+	r, err := h.admin.CreateRole(c.Request().Context(), principal(c), req.Name, req.Permissions)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, viewRole(r))
+}
+
+func (h *Handler) adminDeleteRole(c echo.Context) error {
+	if err := h.admin.DeleteRole(c.Request().Context(), principal(c), c.Param("name")); err != nil {
+		return err
+	}
+	return noContent(c)
+}
