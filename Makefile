@@ -1,7 +1,7 @@
 # The one entry point. `make help` lists the targets.
 SHELL   := /bin/bash
-MODULES := pkg migrations services/auth
-SERVICES := auth
+MODULES := pkg migrations services/auth services/token-worker
+SERVICES := auth token-worker
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
@@ -26,13 +26,18 @@ build: ## build every service into bin/
 		(cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ../../bin/$$s .) || exit 1; \
 	done
 
+# The dev key that seals tokens in events (EVENT_KEYS), made once; never used in production.
+var/event-keys:
+	@mkdir -p var && printf 'dev:%s\n' "$$(head -c 32 /dev/urandom | base64)" > var/event-keys && chmod 600 var/event-keys
+
 .PHONY: migrate
-migrate: build ## create the database if missing and apply every migration
+migrate: build var/event-keys ## create the database if missing and apply every migration
 	./bin/auth migrate
 
 .PHONY: run
-run: migrate ## build, migrate and start every service on localhost (Ctrl-C stops all)
-	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
+run: migrate var/event-keys ## build, migrate and start every service on localhost (Ctrl-C stops all)
+	@if [ -z "$${EVENT_KEYS:-}$${EVENT_KEYS_FILE:-}" ]; then export EVENT_KEYS_FILE=var/event-keys; fi; \
+	trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	for s in $(SERVICES); do ./bin/$$s & done; \
 	wait -n # when one service stops, the trap stops the others
 
@@ -43,7 +48,11 @@ test: ## every test of every module against the local PostgreSQL, Redis and NATS
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (seed corpora run in `make test` too)
-	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./pkg/emailaddr
+	@set -eo pipefail; for t in FuzzNormalize:./pkg/emailaddr FuzzBindJSON:./pkg/httpx \
+		FuzzParseRefreshToken:./pkg/session FuzzVerify:./pkg/token; do \
+		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s "$${t#*:}" | tail -n 1; \
+	done
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

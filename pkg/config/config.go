@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/ratelimit"
 )
 
@@ -51,6 +52,12 @@ type Config struct {
 	PasswordArgonIterations  uint32
 	PasswordArgonParallelism uint8
 	PasswordHashConcurrency  int
+	// PasswordMinStrength is the zxcvbn score (0-4) a new password needs; 0 turns it off.
+	PasswordMinStrength int
+	// PasswordBreachCheckURL is a k-anonymity range API (Have I Been Pwned's protocol);
+	// empty turns the check off.
+	PasswordBreachCheckURL        string
+	PasswordBreachCheckFailClosed bool
 
 	RateLimitEnabled   bool
 	RateLimits         RateLimits
@@ -66,6 +73,10 @@ type Config struct {
 	SMTPTLS      string
 
 	OAuthRedirectAllowlist []string
+
+	// EventKeys is EVENT_KEYS: the keyring that seals the secret fields of events
+	// ("kid:base64-32-byte-key[,kid:key...]"); EventKeyring parses it.
+	EventKeys string
 
 	OTELExporterOTLPEndpoint string
 	LogLevel                 string
@@ -96,7 +107,7 @@ var rateLimitDefaults = map[string]string{
 
 // secrets may be given as NAME_FILE (Kubernetes secrets, Vault agent).
 var secrets = []string{
-	"database_url", "redis_url", "smtp_password",
+	"database_url", "redis_url", "smtp_password", "event_keys",
 	"oauth_github_client_secret", "oauth_google_client_secret", "oauth_oidc_client_secret",
 }
 
@@ -127,6 +138,9 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("password_argon_iterations", 2)
 	v.SetDefault("password_argon_parallelism", 1)
 	v.SetDefault("password_hash_concurrency", 0)
+	v.SetDefault("password_min_strength", 0)
+	v.SetDefault("password_breach_check_url", "")
+	v.SetDefault("password_breach_check_fail_closed", true)
 	v.SetDefault("rate_limit_enabled", true)
 	for k, d := range rateLimitDefaults {
 		v.SetDefault(k, d)
@@ -144,6 +158,7 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("smtp_from", "no-reply@localhost")
 	v.SetDefault("smtp_tls", "none")
 	v.SetDefault("oauth_redirect_allowlist", "http://localhost:3000")
+	v.SetDefault("event_keys", "")
 	v.SetDefault("otel_exporter_otlp_endpoint", "")
 	v.SetDefault("log_level", "info")
 	v.SetDefault("log_format", "json")
@@ -318,13 +333,15 @@ func parse(v *viper.Viper) (*Config, error) {
 		SessionMaxAge:     p.duration("session_max_age", time.Minute),
 		RefreshReuseGrace: p.duration("refresh_reuse_grace", 0),
 
-		EmailVerificationRequired: p.boolean("email_verification_required"),
-		PasswordMinLength:         p.integer("password_min_length", 8, 1024),
-		PasswordMaxLength:         p.integer("password_max_length", 8, 4096),
-		PasswordArgonMemoryKiB:    uint32(p.integer("password_argon_memory_kib", 8, 4<<20)),
-		PasswordArgonIterations:   uint32(p.integer("password_argon_iterations", 1, 100)),
-		PasswordArgonParallelism:  uint8(p.integer("password_argon_parallelism", 1, 255)),
-		PasswordHashConcurrency:   p.integer("password_hash_concurrency", 0, 1024),
+		EmailVerificationRequired:     p.boolean("email_verification_required"),
+		PasswordMinLength:             p.integer("password_min_length", 8, 1024),
+		PasswordMaxLength:             p.integer("password_max_length", 8, 4096),
+		PasswordArgonMemoryKiB:        uint32(p.integer("password_argon_memory_kib", 8, 4<<20)),
+		PasswordArgonIterations:       uint32(p.integer("password_argon_iterations", 1, 100)),
+		PasswordArgonParallelism:      uint8(p.integer("password_argon_parallelism", 1, 255)),
+		PasswordHashConcurrency:       p.integer("password_hash_concurrency", 0, 1024),
+		PasswordMinStrength:           p.integer("password_min_strength", 0, 4),
+		PasswordBreachCheckFailClosed: p.boolean("password_breach_check_fail_closed"),
 
 		RateLimitEnabled: p.boolean("rate_limit_enabled"),
 		RateLimits: RateLimits{
@@ -350,6 +367,7 @@ func parse(v *viper.Viper) (*Config, error) {
 		SMTPTLS:      p.oneOf("smtp_tls", "none", "starttls", "tls"),
 
 		OAuthRedirectAllowlist: p.list("oauth_redirect_allowlist"),
+		EventKeys:              p.v.GetString("event_keys"),
 
 		OTELExporterOTLPEndpoint: p.str("otel_exporter_otlp_endpoint"),
 		LogLevel:                 p.oneOf("log_level", "debug", "info", "warn", "error"),
@@ -357,6 +375,9 @@ func parse(v *viper.Viper) (*Config, error) {
 		ShutdownTimeout:          p.duration("shutdown_timeout", time.Second),
 	}
 	c.OAuthCallbackBaseURL = c.PublicURL
+	if p.str("password_breach_check_url") != "" {
+		c.PasswordBreachCheckURL = strings.TrimRight(p.url("password_breach_check_url", "http", "https"), "/")
+	}
 	if p.str("oauth_callback_base_url") != "" {
 		c.OAuthCallbackBaseURL = strings.TrimRight(p.url("oauth_callback_base_url", "http", "https"), "/")
 	}
@@ -404,4 +425,20 @@ func parse(v *viper.Viper) (*Config, error) {
 		return nil, p.err
 	}
 	return c, nil
+}
+
+// EventKeyring parses EVENT_KEYS (or the file EVENT_KEYS_FILE names, one key a line or
+// comma-separated): the first key seals, every key opens. Only the services that seal
+// or open event fields call it, so the others need no key; for those that do, an empty
+// setting is an error. The error names EVENT_KEYS and never quotes key material.
+func (c *Config) EventKeyring() (*events.Keyring, error) {
+	spec := strings.NewReplacer("\r\n", ",", "\n", ",").Replace(c.EventKeys)
+	if strings.Trim(spec, ", \t") == "" {
+		return nil, errors.New("EVENT_KEYS: must be set to kid:base64-32-byte-key[,kid:key...] (or EVENT_KEYS_FILE to a file holding it)")
+	}
+	k, err := events.ParseKeyring(spec)
+	if err != nil {
+		return nil, fmt.Errorf("EVENT_KEYS: %v", err)
+	}
+	return k, nil
 }

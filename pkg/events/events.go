@@ -46,8 +46,10 @@ func StreamConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		MaxAge:      MaxAge,
 		MaxBytes:    1 << 30,
-		Discard:     jetstream.DiscardOld,
-		Duplicates:  DuplicateWindow,
+		// A full stream refuses new events rather than dropping unconsumed ones: the
+		// outbox keeps them and the relay retries with backoff.
+		Discard:    jetstream.DiscardNew,
+		Duplicates: DuplicateWindow,
 	}
 }
 

@@ -1,12 +1,18 @@
 package httpx
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/logging"
@@ -99,7 +105,22 @@ func asError(err error) *Error {
 				Message: http.StatusText(he.Code) + ".", Err: err}
 		}
 	}
+	if unavailable(err) {
+		return &Error{Status: ErrUnavailable.Status, Code: ErrUnavailable.Code, Message: ErrUnavailable.Message, Err: err}
+	}
 	return &Error{Status: ErrInternal.Status, Code: ErrInternal.Code, Message: ErrInternal.Message, Err: err}
+}
+
+// unavailable recognises a dependency that cannot be reached (refused, timed out,
+// pool closed): the client should retry, so it is 503, not 500.
+func unavailable(err error) bool {
+	var netErr net.Error
+	var pgConnect *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &pgConnect) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, redis.ErrClosed) || pgconn.Timeout(err) ||
+		strings.Contains(err.Error(), "sql: database is closed")
 }
 
 // errorHandler renders every error the same way and logs the unexpected ones with the

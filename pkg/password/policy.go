@@ -17,6 +17,7 @@ const (
 	ReasonCommon        = "common"
 	ReasonContainsEmail = "contains_email"
 	ReasonInvalidUTF8   = "invalid_utf8"
+	ReasonWeak          = "too_weak"
 )
 
 // serviceName is refused inside passwords: it is the first word an attacker
@@ -27,6 +28,9 @@ const serviceName = "talentforge"
 // after NFKC; a zero field takes its DefaultPolicy value.
 type Policy struct {
 	MinLength, MaxLength int
+	// MinStrength is the lowest Strength score (0..4) accepted; 0 turns
+	// the estimate off.
+	MinStrength int
 }
 
 // DefaultPolicy returns the NIST 800-63B minimum of 8 and a maximum of 256.
@@ -81,6 +85,11 @@ func (p Policy) Check(password, email string) error {
 		if lower == email || (utf8.RuneCountInString(local) >= 4 && strings.Contains(lower, local)) {
 			return &Violation{ReasonContainsEmail, "must not contain your email address"}
 		}
+	}
+	// email is NFKC and lower case here; strengthInputs adds its local part
+	// and the service name.
+	if p.MinStrength > 0 && Strength(password, strengthInputs(email)...) < p.MinStrength {
+		return &Violation{ReasonWeak, "is too easy to guess; add more words or characters"}
 	}
 	return nil
 }

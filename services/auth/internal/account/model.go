@@ -66,6 +66,11 @@ const (
 	SubjectPasswordChanged       = "auth.user.password_changed"
 	SubjectEmailVerified         = "auth.user.email_verified"
 	SubjectRegistered            = "auth.user.registered"
+	SubjectLoginSucceeded        = "auth.user.login_succeeded"
+	SubjectLoginFailed           = "auth.user.login_failed"
+	SubjectRefreshReused         = "auth.session.refresh_reused"
+	SubjectLoggedOut             = "auth.session.logged_out"
+	SubjectLoggedOutAll          = "auth.session.logged_out_all"
 )
 
 // Errors the HTTP layer maps to codes. They say nothing that would help enumeration.

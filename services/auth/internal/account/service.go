@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,8 +15,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/emailaddr"
+	"github.com/talentforge/auth/pkg/logging"
 	"github.com/talentforge/auth/pkg/password"
 	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/session"
@@ -102,8 +105,15 @@ type Tokens interface {
 	TTL() time.Duration
 }
 
+// BreachChecker asks a k-anonymity API whether a password appeared in a breach.
+type BreachChecker interface {
+	Breached(ctx context.Context, password string) (bool, error)
+}
+
 // Config holds the settings the use cases obey.
 type Config struct {
+	// Breaches is optional (PASSWORD_BREACH_CHECK_URL).
+	Breaches                  BreachChecker
 	EmailVerificationRequired bool
 	AdminEmails               []string
 	Policy                    password.Policy
@@ -121,10 +131,14 @@ type Service struct {
 	tokens   Tokens
 	cfg      Config
 	now      func() time.Time
+	log      *zap.Logger
 }
 
 // Option configures a Service.
 type Option func(*Service)
+
+// WithLogger is where audit events that could not be written are reported.
+func WithLogger(l *zap.Logger) Option { return func(s *Service) { s.log = l } }
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
@@ -138,7 +152,7 @@ func NewService(users Users, profiles Profiles, sessions Sessions, limits Limits
 	if cfg.ResetTTL == 0 {
 		cfg.ResetTTL = time.Hour
 	}
-	s := &Service{users: users, profiles: profiles, sessions: sessions, limits: limits, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now}
+	s := &Service{users: users, profiles: profiles, sessions: sessions, limits: limits, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now, log: zap.NewNop()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -154,6 +168,7 @@ type TokenPair struct {
 	RefreshToken string
 	ExpiresIn    int
 	User         User
+	SessionID    string
 }
 
 // Principal is the caller behind a valid access token with a live session. Its roles
@@ -195,7 +210,7 @@ func (s *Service) Register(ctx context.Context, rawEmail, pw, name string, c Cli
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	if err := s.checkPolicy(pw, email); err != nil {
+	if err := s.checkPolicy(ctx, pw, email); err != nil {
 		return RegisterResult{}, err
 	}
 	// Hash before looking anything up: a taken address costs the same time.
@@ -342,7 +357,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, pw string) error {
 	if err != nil {
 		return fmt.Errorf("look up reset token: %w", err)
 	}
-	if err := s.checkPolicy(pw, owner.Email); err != nil {
+	if err := s.checkPolicy(ctx, pw, owner.Email); err != nil {
 		return err
 	}
 	pwHash, err := s.hasher.Hash(ctx, pw)
@@ -393,6 +408,11 @@ func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (Tok
 		if err := s.hasher.DummyVerify(ctx, pw); err != nil {
 			return TokenPair{}, s.hashError(err)
 		}
+		var known *User
+		if err == nil {
+			known = &u
+		}
+		s.loginFailed(ctx, known, email, "invalid_credentials", c)
 		return TokenPair{}, ErrInvalidCredentials
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
@@ -400,15 +420,18 @@ func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (Tok
 		return TokenPair{}, s.hashError(err)
 	}
 	if !ok {
+		s.loginFailed(ctx, &u, email, "invalid_credentials", c)
 		return TokenPair{}, ErrInvalidCredentials
 	}
 	if err := s.limits.LoginSucceeded(ctx, email, c.IP); err != nil {
 		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if u.DisabledAt != nil {
+		s.loginFailed(ctx, &u, email, "account_disabled", c)
 		return TokenPair{}, ErrAccountDisabled
 	}
 	if s.cfg.EmailVerificationRequired && !u.Verified() {
+		s.loginFailed(ctx, &u, email, "email_not_verified", c)
 		return TokenPair{}, ErrEmailNotVerified
 	}
 	if rehash {
@@ -417,7 +440,13 @@ func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (Tok
 	if u, err = s.grantConfiguredAdmin(ctx, u); err != nil {
 		return TokenPair{}, err
 	}
-	return s.openSession(ctx, u, []string{"pwd"}, c)
+	pair, err := s.openSession(ctx, u, []string{"pwd"}, c)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	s.audit(ctx, SubjectLoginSucceeded, map[string]any{"user_id": u.ID, "session_id": pair.SessionID,
+		"amr": []string{"pwd"}, "ip": c.IP, "user_agent": c.UserAgent})
+	return pair, nil
 }
 
 // upgradeHash moves a bcrypt or outdated argon2id hash to the current parameters. A
@@ -445,7 +474,7 @@ func (s *Service) pair(u User, sess session.Session, rt string) (TokenPair, erro
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("issue access token: %w", err)
 	}
-	return TokenPair{AccessToken: at, RefreshToken: rt, ExpiresIn: int(s.tokens.TTL().Seconds()), User: u}, nil
+	return TokenPair{AccessToken: at, RefreshToken: rt, ExpiresIn: int(s.tokens.TTL().Seconds()), User: u, SessionID: sess.ID}, nil
 }
 
 // Refresh rotates a refresh token (see the session store for the grace and reuse
@@ -460,6 +489,8 @@ func (s *Service) Refresh(ctx context.Context, rt string, c Client) (TokenPair, 
 	sess, next, err := s.sessions.Refresh(ctx, rt, c)
 	switch {
 	case errors.Is(err, session.ErrReused):
+		uid, sid, _ := session.ParseRefreshToken(rt)
+		s.audit(ctx, SubjectRefreshReused, map[string]any{"user_id": uid, "session_id": sid, "ip": c.IP, "user_agent": c.UserAgent})
 		return TokenPair{}, ErrRefreshTokenReused
 	case errors.Is(err, session.ErrInvalidToken):
 		return TokenPair{}, ErrInvalidRefreshToken
@@ -503,24 +534,24 @@ func (s *Service) Logout(ctx context.Context, p Principal, refreshToken string) 
 	if err := s.sessions.Revoke(ctx, p.UserID, p.SessionID); err != nil && !errors.Is(err, session.ErrNotFound) {
 		return fmt.Errorf("revoke session: %w", err)
 	}
-	if refreshToken == "" {
-		return nil
+	ended := []string{p.SessionID}
+	if uid, sid, err := session.ParseRefreshToken(refreshToken); err == nil && uid == p.UserID && sid != p.SessionID {
+		if err := s.sessions.Revoke(ctx, uid, sid); err != nil && !errors.Is(err, session.ErrNotFound) {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		ended = append(ended, sid)
 	}
-	uid, sid, err := session.ParseRefreshToken(refreshToken)
-	if err != nil || uid != p.UserID || sid == p.SessionID {
-		return nil
-	}
-	if err := s.sessions.Revoke(ctx, uid, sid); err != nil && !errors.Is(err, session.ErrNotFound) {
-		return fmt.Errorf("revoke session: %w", err)
-	}
+	s.audit(ctx, SubjectLoggedOut, map[string]any{"user_id": p.UserID, "session_ids": ended})
 	return nil
 }
 
 // LogoutAll ends every session of the caller.
 func (s *Service) LogoutAll(ctx context.Context, p Principal) error {
-	if _, err := s.sessions.RevokeAll(ctx, p.UserID, ""); err != nil {
+	n, err := s.sessions.RevokeAll(ctx, p.UserID, "")
+	if err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
+	s.audit(ctx, SubjectLoggedOutAll, map[string]any{"user_id": p.UserID, "sessions_ended": n})
 	return nil
 }
 
@@ -562,7 +593,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if !ok {
 		return ErrInvalidCredentials
 	}
-	if err := s.checkPolicy(next, u.Email); err != nil {
+	if err := s.checkPolicy(ctx, next, u.Email); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
@@ -611,6 +642,25 @@ func (s *Service) RevokeSession(ctx context.Context, p Principal, id string) err
 	return err
 }
 
+// audit records a security event that is not part of a transaction of its own (a
+// login, a logout). It must not change the answer, so a failure is logged here.
+func (s *Service) audit(ctx context.Context, subject string, payload map[string]any) {
+	if err := s.users.Enqueue(ctx, Event{Subject: subject, Payload: payload}); err != nil {
+		logging.From(ctx, s.log).Error("audit event not written", zap.String("subject", subject), zap.Error(err))
+	}
+}
+
+func (s *Service) loginFailed(ctx context.Context, u *User, email, reason string, c Client) {
+	p := map[string]any{"reason": reason, "ip": c.IP, "user_agent": c.UserAgent}
+	if u != nil {
+		p["user_id"] = u.ID
+	} else {
+		sum := sha256.Sum256([]byte(email))
+		p["email_sha256"] = hex.EncodeToString(sum[:])
+	}
+	s.audit(ctx, SubjectLoginFailed, p)
+}
+
 // allow spends one event of purpose's budget for key; Redis errors fail closed.
 func (s *Service) allow(ctx context.Context, purpose, key, code string) error {
 	d, err := s.limits.Allow(ctx, purpose, key)
@@ -628,18 +678,31 @@ func (s *Service) CheckGlobal(ctx context.Context, c Client) error {
 	return s.allow(ctx, LimitGlobal, c.IP, "rate_limited")
 }
 
-// addressBudget caps what one address can be sent, for known and unknown alike.
+// addressBudget caps what one address can be sent, for known and unknown alike. The
+// budget is keyed by a hash: Redis never holds an address someone typed.
 func (s *Service) addressBudget(ctx context.Context, email string) error {
-	return s.allow(ctx, LimitEmails, email, "rate_limited")
+	sum := sha256.Sum256([]byte(email))
+	return s.allow(ctx, LimitEmails, hex.EncodeToString(sum[:16]), "rate_limited")
 }
 
-func (s *Service) checkPolicy(pw, email string) error {
+func (s *Service) checkPolicy(ctx context.Context, pw, email string) error {
 	if err := s.cfg.Policy.Check(pw, email); err != nil {
 		var v *password.Violation
 		if errors.As(err, &v) {
 			return &WeakPasswordError{Reason: v.Reason, Message: v.Message}
 		}
 		return err
+	}
+	if s.cfg.Breaches == nil {
+		return nil
+	}
+	breached, err := s.cfg.Breaches.Breached(ctx, pw)
+	if err != nil {
+		// Only a fail-closed checker returns errors (PASSWORD_BREACH_CHECK_FAIL_CLOSED).
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if breached {
+		return &WeakPasswordError{Reason: "breached", Message: "appeared in a data breach; choose another"}
 	}
 	return nil
 }

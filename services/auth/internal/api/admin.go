@@ -42,10 +42,10 @@ type userPage struct {
 }
 
 func (h *Handler) adminListUsers(c echo.Context) error {
-	limit := 0
+	limit := 0 // the default
 	if raw := c.QueryParam("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
-		if err != nil {
+		if err != nil || n < 1 {
 			return admin.ErrInvalidLimit
 		}
 		limit = n

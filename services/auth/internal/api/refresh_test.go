@@ -179,6 +179,7 @@ func TestRefreshRolesFollowDatabase(t *testing.T) {
 	}
 
 	flowExec(t, e, "INSERT INTO user_roles (user_id, role) VALUES (?, 'admin')", p0.User.ID)
+	e.ForgetCachedUser(p0.User.ID) // behind the service's back: it cannot invalidate
 	p1 := flowRefreshOK(t, e, p0.RefreshToken)
 	if got := flowClaimStrings(t, p1.AccessToken, "roles"); !slices.Equal(got, []string{"admin", "user"}) {
 		t.Fatalf("roles after a grant = %v", got)
@@ -189,6 +190,7 @@ func TestRefreshRolesFollowDatabase(t *testing.T) {
 	apitest.Expect(t, e.Do(http.MethodGet, "/v1/auth/verify?role=admin", nil, p1.AccessToken), http.StatusOK, "")
 
 	flowExec(t, e, "DELETE FROM user_roles WHERE user_id = ? AND role = 'admin'", p0.User.ID)
+	e.ForgetCachedUser(p0.User.ID)
 	p2 := flowRefreshOK(t, e, p1.RefreshToken)
 	if got := flowClaimStrings(t, p2.AccessToken, "roles"); !slices.Equal(got, []string{"user"}) {
 		t.Fatalf("roles after a revoke = %v", got)

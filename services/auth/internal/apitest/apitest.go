@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -44,19 +45,7 @@ var (
 func Database(t testing.TB) string {
 	t.Helper()
 	dbOnce.Do(func() {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		dbName = "auth_test_" + hex.EncodeToString(b[:])
-		cfg, err := pgx.ParseConfig(baseURL())
-		if err != nil {
-			dbErr = err
-			return
-		}
-		cfg.Database = dbName
-		dbURL = fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, dbName)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		_, dbErr = migrations.Apply(ctx, dbURL)
+		dbName, dbURL, dbErr = createDatabase()
 	})
 	if dbErr != nil {
 		t.Fatalf("PostgreSQL must be running (CI starts it): %v", dbErr)
@@ -64,11 +53,44 @@ func Database(t testing.TB) string {
 	return dbURL
 }
 
+// NewDatabase creates a migrated database for one test and drops it when the test
+// ends: for a test whose outbox relay must not publish (and clear) other tests' events.
+// Pass it as DATABASE_URL to Start.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	name, url, err := createDatabase()
+	if name != "" {
+		t.Cleanup(func() { dropDatabase(name) })
+	}
+	if err != nil {
+		t.Fatalf("PostgreSQL must be running (CI starts it): %v", err)
+	}
+	return url
+}
+
+func createDatabase() (name, url string, err error) {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name = "auth_test_" + hex.EncodeToString(b[:])
+	cfg, err := pgx.ParseConfig(baseURL())
+	if err != nil {
+		return "", "", err
+	}
+	url = fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err = migrations.Apply(ctx, url)
+	return name, url, err
+}
+
 // DropDatabase removes the test binary's database; call it from TestMain.
 func DropDatabase() {
-	if dbName == "" {
-		return
+	if dbName != "" {
+		dropDatabase(dbName)
 	}
+}
+
+func dropDatabase(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, baseURL())
@@ -76,7 +98,7 @@ func DropDatabase() {
 		return
 	}
 	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{dbName}.Sanitize()+" WITH (FORCE)")
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
 // Env is one running auth service.
@@ -90,6 +112,9 @@ type Env struct {
 }
 
 // Start runs the service with test settings, overridden by env (names as in API.md).
+// EVENT_KEYS is a random key of the service's own. The outbox relay is built but does not
+// run, so the events the service wrote stay in the outbox for the test to read
+// (OutboxPayload, OutboxToken); RunRelay starts it.
 func Start(t testing.TB, env map[string]string) *Env {
 	t.Helper()
 	vars := map[string]string{
@@ -104,6 +129,7 @@ func Start(t testing.TB, env map[string]string) *Env {
 		// Every test binary shares 127.0.0.1 and one Redis: limits are off unless a
 		// test turns them on (and then it sends its own X-Forwarded-For).
 		"RATE_LIMIT_ENABLED": "false",
+		"EVENT_KEYS":         "test:" + randomKey(),
 	}
 	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
 		if v := os.Getenv(k); v != "" {
@@ -118,7 +144,7 @@ func Start(t testing.TB, env map[string]string) *Env {
 		t.Fatalf("config: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, zap.NewNop())
+	a, err := app.New(ctx, cfg, zap.NewNop(), app.WithoutRelay())
 	if err != nil {
 		cancel()
 		t.Fatalf("start auth: %v", err)
@@ -128,8 +154,11 @@ func Start(t testing.TB, env map[string]string) *Env {
 	if err := a.Redis.Ping(pctx).Err(); err != nil {
 		t.Fatalf("Redis must be running (CI starts it): %v", err)
 	}
-	if err := a.NATS.FlushTimeout(5 * time.Second); err != nil {
-		t.Fatalf("NATS must be running (CI starts it): %v", err)
+	// A test that names its own NATS (StartNATS) may have it down on purpose.
+	if _, own := env["NATS_URL"]; !own {
+		if err := a.NATS.FlushTimeout(5 * time.Second); err != nil {
+			t.Fatalf("NATS must be running (CI starts it): %v", err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,6 +180,22 @@ func Start(t testing.TB, env map[string]string) *Env {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+}
+
+// RunRelay runs the service's outbox relay, as production does, until the test ends.
+// Use it on a database of the test's own (NewDatabase): the relay publishes every
+// pending event and clears its payload.
+func (e *Env) RunRelay() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.App.Relay.Run(ctx) }()
+	e.T.Cleanup(func() { cancel(); <-done })
+}
+
+func randomKey() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
 }
 
 // Response is a read answer.

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	"github.com/talentforge/auth/pkg/events"
 )
 
 // Email returns an address no other test uses.
@@ -39,28 +41,43 @@ type User struct {
 	CreatedAt     string   `json:"created_at"`
 }
 
-// OutboxToken returns the token of the newest outbox event of subject for email.
+// OutboxToken returns the token of the newest outbox event of subject for email,
+// opened from the event's sealed token with the service's EVENT_KEYS (as the token
+// worker does): the outbox itself never holds it in clear.
 func (e *Env) OutboxToken(email, subject string) string {
 	e.T.Helper()
-	payload := e.OutboxPayload(email, subject)
-	tok, _ := payload["token"].(string)
-	if tok == "" {
-		e.T.Fatalf("outbox event %s for %s has no token", subject, email)
+	env := e.OutboxEnvelope(email, subject)
+	tok, err := env.Token(e.App.EventKeys)
+	if err != nil || tok == "" {
+		e.T.Fatalf("outbox event %s for %s has no token: %v", subject, email, err)
 	}
 	return tok
 }
 
-// OutboxPayload returns the payload of the newest outbox event of subject for email.
-func (e *Env) OutboxPayload(email, subject string) map[string]any {
+// OutboxEnvelope returns the newest outbox event of subject for email (the payload's
+// "email"), as the relay will publish it.
+func (e *Env) OutboxEnvelope(email, subject string) events.Envelope {
 	e.T.Helper()
 	var raw []byte
-	err := e.App.DB.NewRaw(`SELECT payload FROM outbox WHERE subject = ? AND payload->>'email' = ?
+	err := e.App.DB.NewRaw(`SELECT payload FROM outbox WHERE subject = ? AND payload->'payload'->>'email' = ?
 		ORDER BY id DESC LIMIT 1`, subject, email).Scan(context.Background(), &raw)
 	if err != nil {
 		e.T.Fatalf("no outbox event %s for %s: %v", subject, email, err)
 	}
+	var env events.Envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		e.T.Fatal(err)
+	}
+	return env
+}
+
+// OutboxPayload returns the payload of the newest outbox event of subject for email:
+// the event's own fields, with "token_sealed" in place of a token.
+func (e *Env) OutboxPayload(email, subject string) map[string]any {
+	e.T.Helper()
+	env := e.OutboxEnvelope(email, subject)
 	var payload map[string]any
-	if err := json.Unmarshal(raw, &payload); err != nil {
+	if err := json.Unmarshal(env.Payload, &payload); err != nil {
 		e.T.Fatal(err)
 	}
 	return payload
@@ -70,7 +87,7 @@ func (e *Env) OutboxPayload(email, subject string) map[string]any {
 func (e *Env) OutboxCount(email, subject string) int {
 	e.T.Helper()
 	n, err := e.App.DB.NewSelect().Table("outbox").
-		Where("subject = ? AND payload->>'email' = ?", subject, email).Count(context.Background())
+		Where("subject = ? AND payload->'payload'->>'email' = ?", subject, email).Count(context.Background())
 	if err != nil {
 		e.T.Fatal(err)
 	}

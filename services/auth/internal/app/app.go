@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/pkg/metrics"
 	"github.com/talentforge/auth/pkg/natsx"
@@ -34,13 +36,30 @@ const JWKSMaxAge = 5 * time.Minute
 
 // App is the composed service.
 type App struct {
-	Server  *httpx.Server
-	DB      *postgres.DB
-	Redis   redis.UniversalClient
-	NATS    *nats.Conn
-	Keys    *token.KeySet
+	Server *httpx.Server
+	DB     *postgres.DB
+	Redis  redis.UniversalClient
+	NATS   *nats.Conn
+	Keys   *token.KeySet
+	// EventKeys seals the tokens of events (EVENT_KEYS); the token worker opens them.
+	EventKeys *events.Keyring
+	// Relay publishes the outbox to JetStream; New runs it until ctx ends, unless
+	// WithoutRelay.
+	Relay   *events.Relay
 	closers []func() error
 }
+
+// Option changes how New composes the service.
+type Option func(*options)
+
+type options struct {
+	noRelay bool
+}
+
+// WithoutRelay builds App.Relay without running it, so the outbox keeps what the
+// service wrote (the integration tests read events there; a test that needs the relay
+// runs it).
+func WithoutRelay() Option { return func(o *options) { o.noRelay = true } }
 
 // tokens joins the issuer and verifier that the use cases see as one.
 type tokens struct {
@@ -49,14 +68,22 @@ type tokens struct {
 }
 
 // New connects to PostgreSQL, Redis and NATS, loads the signing keys (generating one in
-// an empty dir, for dev) and builds the server. The key set reloads until ctx ends.
-func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err error) {
+// an empty dir, for dev) and the event keys, and builds the server. The key set reloads
+// and the outbox relay runs until ctx ends or Close; NATS may be down meanwhile.
+func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Option) (_ *App, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	a := &App{}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
 		}
 	}()
+	if a.EventKeys, err = cfg.EventKeyring(); err != nil {
+		return nil, err
+	}
 	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
 		postgres.Options{MaxOpenConns: 32, StatementTimeout: 5 * time.Second}); err != nil {
 		return nil, err
@@ -73,6 +100,21 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err 
 		return nil, err
 	}
 	a.closers = append(a.closers, func() error { a.NATS.Close(); return nil })
+	js, err := jetstream.New(a.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("NATS_URL: jetstream: %w", err)
+	}
+	reg := metrics.New("auth")
+	// The relay ensures the stream itself, retrying while NATS is down: events wait in
+	// the outbox meanwhile, so a NATS outage never stops the service from starting.
+	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg))
+	if !o.noRelay {
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.Relay.Run(rctx) }()
+		// Closed before NATS and PostgreSQL (closers run newest first).
+		a.closers = append(a.closers, func() error { stop(); <-done; return nil })
+	}
 
 	if created, err := token.EnsureKey(cfg.JWTKeysDir, cfg.JWTAlg, time.Now()); err != nil {
 		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
@@ -92,7 +134,11 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err 
 	sessions := session.New(a.Redis, session.WithIdleTTL(cfg.RefreshTokenTTL), session.WithMaxAge(cfg.SessionMaxAge),
 		session.WithReuseGrace(cfg.RefreshReuseGrace))
 	cache := store.NewUserCache(a.Redis, a.DB, sessions)
-	users := store.NewUsers(a.DB, cache)
+	users := store.NewUsers(a.DB, cache, a.EventKeys)
+	var breaches account.BreachChecker
+	if cfg.PasswordBreachCheckURL != "" {
+		breaches = password.NewBreachChecker(cfg.PasswordBreachCheckURL, nil, cfg.PasswordBreachCheckFailClosed)
+	}
 	rl := cfg.RateLimits
 	guard := ratelimit.NewGuard(a.Redis, map[string]ratelimit.Limit{
 		account.LimitGlobal: rl.Global, account.LimitLogin: rl.Login, account.LimitRegister: rl.Register,
@@ -109,11 +155,14 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *App, err 
 		account.Config{
 			EmailVerificationRequired: cfg.EmailVerificationRequired,
 			AdminEmails:               cfg.AdminEmails,
-			Policy:                    password.Policy{MinLength: cfg.PasswordMinLength, MaxLength: cfg.PasswordMaxLength},
+			Policy: password.Policy{MinLength: cfg.PasswordMinLength, MaxLength: cfg.PasswordMaxLength,
+				MinStrength: cfg.PasswordMinStrength},
+			Breaches: breaches,
 		},
+		account.WithLogger(log),
 	)
 
-	a.Server = httpx.New(log, metrics.New("auth"),
+	a.Server = httpx.New(log, reg,
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithProblemJSON("/v2"),
 		httpx.WithErrorMapper(api.MapError),

@@ -61,7 +61,7 @@ func (s *Admin) SetRoles(ctx context.Context, userID string, roles []string, ev 
 	var u account.User
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var known []string
-		if err := tx.NewRaw("SELECT name FROM roles WHERE name IN (?)", bun.In(roles)).Scan(ctx, &known); err != nil {
+		if err := tx.NewRaw("SELECT name FROM roles WHERE name IN (?)", bun.List(roles)).Scan(ctx, &known); err != nil {
 			return fmt.Errorf("look up roles: %w", err)
 		}
 		if len(known) != len(roles) {
@@ -74,7 +74,7 @@ func (s *Admin) SetRoles(ctx context.Context, userID string, roles []string, ev 
 		if !exists {
 			return account.ErrNotFound
 		}
-		if _, err := tx.NewRaw("DELETE FROM user_roles WHERE user_id = ? AND role NOT IN (?)", uid, bun.In(roles)).Exec(ctx); err != nil {
+		if _, err := tx.NewRaw("DELETE FROM user_roles WHERE user_id = ? AND role NOT IN (?)", uid, bun.List(roles)).Exec(ctx); err != nil {
 			return fmt.Errorf("remove roles: %w", err)
 		}
 		for _, r := range roles {
@@ -82,7 +82,7 @@ func (s *Admin) SetRoles(ctx context.Context, userID string, roles []string, ev 
 				return err
 			}
 		}
-		if err := enqueue(ctx, tx, ev); err != nil {
+		if err := s.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
 		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
@@ -111,7 +111,7 @@ func (s *Admin) SetDisabled(ctx context.Context, userID string, disabled bool, e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return account.ErrNotFound
 		}
-		if err := enqueue(ctx, tx, ev); err != nil {
+		if err := s.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
 		if err := s.invalidate(ctx, uid); err != nil {
@@ -159,7 +159,7 @@ func (s *Admin) CreateRole(ctx context.Context, r admin.Role, ev account.Event) 
 				return fmt.Errorf("insert permission: %w", err)
 			}
 		}
-		return enqueue(ctx, tx, ev)
+		return s.enqueue(ctx, tx, ev)
 	})
 	if err != nil {
 		return admin.Role{}, err
@@ -184,7 +184,7 @@ func (s *Admin) DeleteRole(ctx context.Context, name string, ev account.Event) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return account.ErrNotFound
 		}
-		if err := enqueue(ctx, tx, ev); err != nil {
+		if err := s.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
 		for chunk := range slices.Chunk(holders, 1000) {

@@ -32,7 +32,7 @@ func (s *Users) IssueToken(ctx context.Context, t account.OneTimeToken, ev accou
 		if err := insertToken(ctx, tx, t); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, ev)
+		return s.enqueue(ctx, tx, ev)
 	})
 }
 
@@ -76,7 +76,7 @@ func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, e
 		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
-		if err := enqueue(ctx, tx, events(u)...); err != nil {
+		if err := s.enqueue(ctx, tx, events(u)...); err != nil {
 			return err
 		}
 		return s.invalidate(ctx, uid)
@@ -101,7 +101,7 @@ func (s *Users) ResetPassword(ctx context.Context, hash []byte, passwordHash str
 		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
-		if err := enqueue(ctx, tx, events(u)...); err != nil {
+		if err := s.enqueue(ctx, tx, events(u)...); err != nil {
 			return err
 		}
 		if err := s.invalidate(ctx, uid); err != nil {

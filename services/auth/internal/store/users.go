@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
@@ -20,14 +22,18 @@ import (
 var _ account.Users = (*Users)(nil)
 
 // Users is the PostgreSQL account store. Every write that changes what the user cache
-// holds invalidates it: inside the transaction when there is one.
+// holds invalidates it: inside the transaction when there is one. Events go to the
+// outbox in the same transaction, as envelopes whose tokens keys sealed.
 type Users struct {
 	db    *postgres.DB
 	cache *UserCache
+	keys  *events.Keyring
 }
 
-// NewUsers returns the store.
-func NewUsers(db *postgres.DB, cache *UserCache) *Users { return &Users{db: db, cache: cache} }
+// NewUsers returns the store; keys seals the tokens of the events it writes.
+func NewUsers(db *postgres.DB, cache *UserCache, keys *events.Keyring) *Users {
+	return &Users{db: db, cache: cache, keys: keys}
+}
 
 func (s *Users) invalidate(ctx context.Context, ids ...uuid.UUID) error {
 	if s.cache == nil {
@@ -130,7 +136,7 @@ func (s *Users) CreateUser(ctx context.Context, u account.User, tok *account.One
 				return err
 			}
 		}
-		return enqueue(ctx, tx, events...)
+		return s.enqueue(ctx, tx, events...)
 	})
 }
 
@@ -197,7 +203,7 @@ func (s *Users) SetPassword(ctx context.Context, userID, passwordHash string, ev
 		if n, _ := res.RowsAffected(); n == 0 {
 			return account.ErrNotFound
 		}
-		if err := enqueue(ctx, tx, events...); err != nil {
+		if err := s.enqueue(ctx, tx, events...); err != nil {
 			return err
 		}
 		return beforeCommit(ctx)
@@ -206,7 +212,7 @@ func (s *Users) SetPassword(ctx context.Context, userID, passwordHash string, ev
 
 // Enqueue writes events to the outbox on their own.
 func (s *Users) Enqueue(ctx context.Context, events ...account.Event) error {
-	return enqueue(ctx, s.db, events...)
+	return s.enqueue(ctx, s.db, events...)
 }
 
 type outboxRow struct {
@@ -217,17 +223,27 @@ type outboxRow struct {
 	Payload json.RawMessage `bun:"payload,type:jsonb"`
 }
 
-func enqueue(ctx context.Context, db bun.IDB, events ...account.Event) error {
-	if len(events) == 0 {
+// enqueue writes events to the outbox through db (the caller's transaction). Each row
+// holds the whole envelope (docs/events.md): its id is the row id, a UUIDv7, so the
+// relay publishes in order; a "token" in a payload is sealed under that id and never
+// reaches the table; the request id comes from ctx.
+func (s *Users) enqueue(ctx context.Context, db bun.IDB, evs ...account.Event) error {
+	if len(evs) == 0 {
 		return nil
 	}
-	rows := make([]outboxRow, len(events))
-	for i, ev := range events {
-		b, err := json.Marshal(ev.Payload)
+	now, rid := time.Now(), httpx.RequestID(ctx)
+	rows := make([]outboxRow, len(evs))
+	for i, ev := range evs {
+		id := uuid.Must(uuid.NewV7())
+		env, err := events.NewEnvelope(s.keys, id.String(), ev.Subject, now, rid, ev.Payload)
+		if err != nil {
+			return fmt.Errorf("event %s: %w", ev.Subject, err)
+		}
+		b, err := json.Marshal(env)
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", ev.Subject, err)
 		}
-		rows[i] = outboxRow{ID: uuid.Must(uuid.NewV7()), Subject: ev.Subject, Payload: b}
+		rows[i] = outboxRow{ID: id, Subject: ev.Subject, Payload: b}
 	}
 	if _, err := db.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return fmt.Errorf("write outbox: %w", err)

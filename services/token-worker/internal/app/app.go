@@ -1,0 +1,236 @@
+// Package app composes the token-worker: config in, a runnable worker out. main and the
+// integration tests build it through the same function, so the tests run exactly what
+// production runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/metrics"
+	"github.com/talentforge/auth/pkg/natsx"
+	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/services/token-worker/internal/audit"
+	"github.com/talentforge/auth/services/token-worker/internal/cleanup"
+	"github.com/talentforge/auth/services/token-worker/internal/consumer"
+	"github.com/talentforge/auth/services/token-worker/internal/mailer"
+	"github.com/talentforge/auth/services/token-worker/internal/notify"
+	"github.com/talentforge/auth/services/token-worker/internal/sentmail"
+)
+
+// Durable consumer names on the events stream.
+const (
+	EmailConsumer = "token-worker-email"
+	AuditConsumer = "token-worker-audit"
+)
+
+// App is the composed worker.
+type App struct {
+	Server     *httpx.Server
+	Metrics    *metrics.Registry
+	DB         *postgres.DB
+	NATS       *nats.Conn
+	JS         jetstream.JetStream
+	Mailer     *mailer.Mailer
+	Email      *consumer.Consumer
+	Audit      *consumer.Consumer
+	Partitions *audit.Partitions
+	Cleaner    *cleanup.Cleaner
+	log        *zap.Logger
+	closers    []func() error
+}
+
+type options struct {
+	emailOpts  []consumer.Option
+	mailerOpts []mailer.Option
+	fetchWait  time.Duration
+}
+
+// Option adjusts the composition (tests).
+type Option func(*options)
+
+// WithEmailConsumerOptions adds options to the email consumer (tests: a before-ack hook).
+func WithEmailConsumerOptions(opts ...consumer.Option) Option {
+	return func(o *options) { o.emailOpts = append(o.emailOpts, opts...) }
+}
+
+// WithMailerOptions adds options to the mailer (tests: a TLS config).
+func WithMailerOptions(opts ...mailer.Option) Option {
+	return func(o *options) { o.mailerOpts = append(o.mailerOpts, opts...) }
+}
+
+// WithFetchWait bounds one fetch (default 5 s; tests shorten it so shutdown is quick).
+func WithFetchWait(d time.Duration) Option { return func(o *options) { o.fetchWait = d } }
+
+// New connects to PostgreSQL and NATS and builds the worker; keys (EVENT_KEYS) open the
+// sealed tokens. Nothing runs until Serve. The JetStream streams and consumers are
+// created by Serve, so a worker started while NATS is away waits for it instead of
+// exiting.
+func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, opts ...Option) (_ *App, err error) {
+	o := options{fetchWait: 5 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	a := &App{log: log, Metrics: metrics.New("token-worker")}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
+		postgres.Options{MaxOpenConns: 2*(s.EmailConcurrency+s.AuditConcurrency) + 4, StatementTimeout: 10 * time.Second}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.DB.Close)
+	if a.NATS, err = natsx.Connect(cfg.NATSURL, "token-worker"); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() error { a.NATS.Close(); return nil })
+	if a.JS, err = jetstream.New(a.NATS); err != nil {
+		return nil, fmt.Errorf("NATS_URL: jetstream: %w", err)
+	}
+
+	reg := a.Metrics.Registry
+	if a.Mailer, err = mailer.New(mailer.Config{
+		Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+		From: cfg.SMTPFrom, TLS: cfg.SMTPTLS,
+	}, append([]mailer.Option{
+		mailer.WithTimeout(s.SMTPTimeout),
+		mailer.WithBreaker(s.BreakerFailures, s.BreakerTimeout),
+		mailer.WithLogger(log.Named("mailer")),
+		mailer.WithMetrics(reg),
+	}, o.mailerOpts...)...); err != nil {
+		return nil, err
+	}
+	emails := notify.New(sentmail.New(a.DB, s.AckWait), a.Mailer, keys, cfg.AppURL,
+		notify.WithCap(s.EmailsPerAddressPerHour), notify.WithLogger(log.Named("notify")))
+	recorder := audit.NewRecorder(audit.NewStore(a.DB))
+
+	cm := consumer.NewMetrics(reg)
+	streams := consumer.NewStreams(a.JS)
+	db := newDBGate(a.DB, log)
+	common := func(label string) []consumer.Option {
+		return []consumer.Option{
+			consumer.WithLogger(log.Named(label)), consumer.WithMetrics(cm),
+			consumer.WithFetchWait(o.fetchWait), consumer.WithLagInterval(s.LagInterval),
+			consumer.WithDrain(cfg.ShutdownTimeout),
+		}
+	}
+	a.Email = consumer.New(a.JS, streams, consumer.Config{
+		Durable: EmailConsumer, Label: "email", Subjects: notify.Subjects, Concurrency: s.EmailConcurrency,
+		MaxDeliver: s.MaxDeliver, AckWait: s.AckWait, BackoffMin: s.RetryMin, BackoffMax: s.RetryMax,
+	}, emails.Handle, append(append(common("email"),
+		consumer.WithGate(func(ctx context.Context) error {
+			if err := db.Wait(ctx); err != nil {
+				return err
+			}
+			return a.Mailer.Wait(ctx)
+		})), o.emailOpts...)...)
+	a.Audit = consumer.New(a.JS, streams, consumer.Config{
+		Durable: AuditConsumer, Label: "audit", Subjects: []string{events.SubjectAll}, Concurrency: s.AuditConcurrency,
+		MaxDeliver: s.MaxDeliver, AckWait: s.AckWait, BackoffMin: s.RetryMin, BackoffMax: s.RetryMax,
+	}, recorder.Handle, append(common("audit"), consumer.WithGate(db.Wait))...)
+
+	a.Partitions = audit.NewPartitions(a.DB, audit.WithMonthsAhead(s.PartitionMonthsAhead),
+		audit.WithInterval(s.PartitionInterval), audit.WithPartitionLogger(log.Named("partitions")))
+	a.Cleaner = cleanup.New(a.DB, cleanup.WithOutboxRetention(s.OutboxRetention),
+		cleanup.WithSentEmailsRetention(s.SentEmailsRetention), cleanup.WithInterval(s.CleanupInterval),
+		cleanup.WithLogger(log.Named("cleanup")), cleanup.WithMetrics(reg))
+
+	a.Server = httpx.New(log, a.Metrics,
+		httpx.WithTrustedProxies(cfg.TrustedProxies),
+		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
+		httpx.WithReadyCheck("postgres", a.DB.Ping),
+		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
+	)
+	return a, nil
+}
+
+// Run serves health and metrics on addr and runs the worker until ctx ends.
+func (a *App) Run(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: listen on %s: %w", addr, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (tests use port 0). It returns once the
+// consumers have drained.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Email.Run(ctx) })
+	wg.Go(func() { a.Audit.Run(ctx) })
+	wg.Go(func() { a.Partitions.Run(ctx) })
+	wg.Go(func() { a.Cleaner.Run(ctx) })
+	err := a.Server.Serve(ctx, ln)
+	cancel()
+	wg.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Close releases every connection, newest first.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// dbGate holds the consumers back while PostgreSQL does not answer, so the events keep
+// their deliveries for when it is back. A healthy database costs one ping a second.
+type dbGate struct {
+	db  *postgres.DB
+	log *zap.Logger
+
+	mu     sync.Mutex
+	lastOK time.Time
+}
+
+func newDBGate(db *postgres.DB, log *zap.Logger) *dbGate { return &dbGate{db: db, log: log} }
+
+func (g *dbGate) Wait(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.lastOK) < time.Second {
+		return nil
+	}
+	for n := 0; ; n++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := g.db.Ping(pctx)
+		cancel()
+		if err == nil {
+			if n > 0 {
+				g.log.Info("PostgreSQL is back: consuming again")
+			}
+			g.lastOK = time.Now()
+			return nil
+		}
+		if n == 0 {
+			g.log.Warn("PostgreSQL does not answer: consumers wait", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(n+1)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package app
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/talentforge/auth/pkg/events"
+)
+
+// Settings are the worker's own knobs, beside the shared configuration (pkg/config).
+// Each is an environment variable with a default; a bad value stops the worker at start
+// with one line naming the variable.
+//
+//	WORKER_EMAILS_PER_ADDRESS_PER_HOUR  10     emails one address is sent per hour; 0: no cap
+//	WORKER_EMAIL_CONCURRENCY            4      emails sent at once
+//	WORKER_AUDIT_CONCURRENCY            4      audit entries written at once
+//	WORKER_MAX_DELIVER                  8      deliveries of a failing event before it is dead-lettered
+//	WORKER_ACK_WAIT                     30s    JetStream ack wait (and the email claim's lease)
+//	WORKER_RETRY_MIN, WORKER_RETRY_MAX  5s,10m backoff between the deliveries of a failing event
+//	WORKER_SMTP_TIMEOUT                 15s    one SMTP conversation
+//	WORKER_SMTP_BREAKER_FAILURES        5      consecutive relay failures that open the breaker
+//	WORKER_SMTP_BREAKER_TIMEOUT         30s    open breaker's wait before it probes the relay
+//	WORKER_OUTBOX_RETENTION             168h   published outbox rows are kept this long
+//	WORKER_SENT_EMAILS_RETENTION        720h   email ledger rows are kept this long (> the stream's 7 days)
+//	WORKER_CLEANUP_INTERVAL             1h     time between clean-up passes
+//	WORKER_PARTITION_MONTHS_AHEAD       2      audit partitions made ahead of the current month
+//	WORKER_PARTITION_INTERVAL           24h    time between partition checks
+//	WORKER_LAG_INTERVAL                 15s    how often the consumers' lag is read
+type Settings struct {
+	EmailsPerAddressPerHour int
+	EmailConcurrency        int
+	AuditConcurrency        int
+	MaxDeliver              int
+	AckWait                 time.Duration
+	RetryMin, RetryMax      time.Duration
+	SMTPTimeout             time.Duration
+	BreakerFailures         int
+	BreakerTimeout          time.Duration
+	OutboxRetention         time.Duration
+	SentEmailsRetention     time.Duration
+	CleanupInterval         time.Duration
+	PartitionMonthsAhead    int
+	PartitionInterval       time.Duration
+	LagInterval             time.Duration
+}
+
+type settingsParser struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (p *settingsParser) fail(name, format string, args ...any) {
+	if p.err == nil {
+		p.err = fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *settingsParser) raw(name, def string) string {
+	if v, ok := p.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (p *settingsParser) integer(name string, def, lo, hi int) int {
+	raw := p.raw(name, strconv.Itoa(def))
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		p.fail(name, "%q is not an integer", raw)
+		return def
+	}
+	if n < lo || n > hi {
+		p.fail(name, "must be between %d and %d", lo, hi)
+	}
+	return n
+}
+
+func (p *settingsParser) duration(name string, def, lo time.Duration) time.Duration {
+	raw := p.raw(name, def.String())
+	d, err := time.ParseDuration(raw)
+	if err != nil {
+		p.fail(name, "%q is not a duration (e.g. 30s, 1h)", raw)
+		return def
+	}
+	if d < lo {
+		p.fail(name, "must be at least %s", lo)
+	}
+	return d
+}
+
+// LoadSettings reads the worker's settings through lookup (os.LookupEnv in production).
+func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
+	p := &settingsParser{lookup: lookup}
+	s := Settings{
+		EmailsPerAddressPerHour: p.integer("WORKER_EMAILS_PER_ADDRESS_PER_HOUR", 10, 0, 100000),
+		EmailConcurrency:        p.integer("WORKER_EMAIL_CONCURRENCY", 4, 1, 256),
+		AuditConcurrency:        p.integer("WORKER_AUDIT_CONCURRENCY", 4, 1, 256),
+		MaxDeliver:              p.integer("WORKER_MAX_DELIVER", 8, 1, 1000),
+		AckWait:                 p.duration("WORKER_ACK_WAIT", 30*time.Second, time.Second),
+		RetryMin:                p.duration("WORKER_RETRY_MIN", 5*time.Second, time.Millisecond),
+		RetryMax:                p.duration("WORKER_RETRY_MAX", 10*time.Minute, time.Millisecond),
+		SMTPTimeout:             p.duration("WORKER_SMTP_TIMEOUT", 15*time.Second, 100*time.Millisecond),
+		BreakerFailures:         p.integer("WORKER_SMTP_BREAKER_FAILURES", 5, 1, 1000),
+		BreakerTimeout:          p.duration("WORKER_SMTP_BREAKER_TIMEOUT", 30*time.Second, 10*time.Millisecond),
+		OutboxRetention:         p.duration("WORKER_OUTBOX_RETENTION", 7*24*time.Hour, time.Minute),
+		SentEmailsRetention:     p.duration("WORKER_SENT_EMAILS_RETENTION", 30*24*time.Hour, events.MaxAge),
+		CleanupInterval:         p.duration("WORKER_CLEANUP_INTERVAL", time.Hour, time.Second),
+		PartitionMonthsAhead:    p.integer("WORKER_PARTITION_MONTHS_AHEAD", 2, 1, 24),
+		PartitionInterval:       p.duration("WORKER_PARTITION_INTERVAL", 24*time.Hour, time.Second),
+		LagInterval:             p.duration("WORKER_LAG_INTERVAL", 15*time.Second, 100*time.Millisecond),
+	}
+	if s.RetryMax < s.RetryMin {
+		p.fail("WORKER_RETRY_MAX", "must not be below WORKER_RETRY_MIN")
+	}
+	// The claim's lease is the ack wait: it must outlast one SMTP conversation.
+	if s.SMTPTimeout >= s.AckWait {
+		p.fail("WORKER_SMTP_TIMEOUT", "must be shorter than WORKER_ACK_WAIT")
+	}
+	if p.err != nil {
+		return Settings{}, p.err
+	}
+	return s, nil
+}

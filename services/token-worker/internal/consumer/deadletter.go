@@ -1,0 +1,88 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/pkg/events"
+)
+
+// The dead-letter stream: an event no retry could handle is published there, as it
+// came, under DeadLetterPrefix + its subject, and the original is terminated.
+const (
+	DeadLetterStream  = "AUTH_DEADLETTER"
+	DeadLetterPrefix  = "deadletter."
+	DeadLetterSubject = DeadLetterPrefix + events.SubjectAll
+	DeadLetterMaxAge  = 30 * 24 * time.Hour
+)
+
+// Headers of a dead letter.
+const (
+	HeaderConsumer   = "Dead-Letter-Consumer"
+	HeaderReason     = "Dead-Letter-Reason"
+	HeaderDeliveries = "Dead-Letter-Deliveries"
+	HeaderStreamSeq  = "Dead-Letter-Stream-Seq"
+)
+
+// DeadLetterStreamConfig is the dead-letter stream's configuration.
+func DeadLetterStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DeadLetterStream,
+		Description: "auth events the token-worker gave up on; inspect, fix and republish",
+		Subjects:    []string{DeadLetterSubject},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      DeadLetterMaxAge,
+		MaxBytes:    256 << 20,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  events.DuplicateWindow,
+	}
+}
+
+// EnsureDeadLetterStream creates the dead-letter stream or brings it to its configuration.
+func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream) error {
+	if _, err := js.CreateOrUpdateStream(ctx, DeadLetterStreamConfig()); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", DeadLetterStream, err)
+	}
+	return nil
+}
+
+// deadLetter publishes the event to the dead-letter stream and terminates it. When the
+// publish fails the event is retried instead, so it is never dropped silently.
+func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, ev events.Envelope, cause error) {
+	log := c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", msg.Subject()), zap.Uint64("delivery", meta.NumDelivered))
+	// One dead letter per event and consumer, whatever the number of attempts.
+	id := c.cfg.Durable + ":" + ev.ID
+	if ev.ID == "" {
+		id = c.cfg.Durable + ":seq:" + itoa(meta.Sequence.Stream)
+	}
+	dl := &nats.Msg{
+		Subject: DeadLetterPrefix + msg.Subject(),
+		Data:    msg.Data(),
+		Header: natsHeader(
+			HeaderConsumer, c.cfg.Durable,
+			HeaderReason, cause.Error(),
+			HeaderDeliveries, itoa(meta.NumDelivered),
+			HeaderStreamSeq, itoa(meta.Sequence.Stream),
+		),
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id)); err != nil {
+		log.Error("cannot publish the dead letter; retrying the event", zap.NamedError("cause", cause), zap.Error(err))
+		c.o.metrics.consumed.WithLabelValues(c.cfg.Label, msg.Subject(), "retry").Inc()
+		_ = msg.NakWithDelay(c.cfg.BackoffMax)
+		return
+	}
+	if err := msg.Term(); err != nil {
+		log.Warn("term failed: the dead letter is published, the event may come back and be dead-lettered again", zap.Error(err))
+	}
+	c.o.metrics.consumed.WithLabelValues(c.cfg.Label, msg.Subject(), "dead_letter").Inc()
+	c.o.metrics.deadLetters.WithLabelValues(c.cfg.Label, msg.Subject()).Inc()
+	log.Error("event dead-lettered", zap.Error(cause))
+}

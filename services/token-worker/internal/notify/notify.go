@@ -1,0 +1,221 @@
+// Package notify turns the auth service's email events into emails: it opens the sealed
+// token, builds the link from APP_URL, claims the email in the ledger (so it is sent
+// once), sends it and records it. It knows nothing of JetStream or SMTP.
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/services/token-worker/internal/mailer"
+	"github.com/talentforge/auth/services/token-worker/internal/retry"
+	"github.com/talentforge/auth/services/token-worker/internal/sentmail"
+)
+
+// The event types that make an email (the subjects the auth service publishes).
+const (
+	TypeVerificationRequested = "auth.email.verification_requested"
+	TypePasswordResetRequest  = "auth.email.password_reset_requested"
+	TypeRegisterExisting      = "auth.email.register_existing"
+	TypePasswordChanged       = "auth.user.password_changed"
+	TypeEmailVerified         = "auth.user.email_verified"
+)
+
+// Subjects are the event types this package handles.
+var Subjects = []string{TypeVerificationRequested, TypePasswordResetRequest, TypeRegisterExisting, TypePasswordChanged, TypeEmailVerified}
+
+var kinds = map[string]mailer.Kind{
+	TypeVerificationRequested: mailer.KindVerification,
+	TypePasswordResetRequest:  mailer.KindPasswordReset,
+	TypeRegisterExisting:      mailer.KindRegisterExisting,
+	TypePasswordChanged:       mailer.KindPasswordChanged,
+	TypeEmailVerified:         mailer.KindEmailVerified,
+}
+
+// Paths of the web app that take a token (API.md, Emails).
+var linkPaths = map[mailer.Kind]string{
+	mailer.KindVerification:  "/verify-email",
+	mailer.KindPasswordReset: "/reset-password",
+}
+
+// Outcomes of Handle that end the event (the consumer counts them).
+const (
+	OutcomeSent      = "sent"
+	OutcomeDuplicate = "duplicate" // sent before: a redelivery
+	OutcomeCapped    = "capped"    // over the per-address cap
+	OutcomeExpired   = "expired"   // the link expired before it could be sent
+	OutcomeIgnored   = "ignored"   // not an email event
+)
+
+// Ledger records emails so each is sent once.
+type Ledger interface {
+	Claim(ctx context.Context, c sentmail.Claim) (sentmail.Result, error)
+	MarkSent(ctx context.Context, eventID string) error
+	Release(ctx context.Context, eventID, attempt string) error
+}
+
+// Sender delivers an email.
+type Sender interface {
+	Send(ctx context.Context, e mailer.Email) error
+}
+
+// Opener opens sealed fields (the events keyring).
+type Opener interface {
+	Open(s events.Sealed, eventID string) ([]byte, error)
+}
+
+var (
+	_ Ledger = (*sentmail.Ledger)(nil)
+	_ Sender = (*mailer.Mailer)(nil)
+	_ Opener = (*events.Keyring)(nil)
+)
+
+type options struct {
+	cap          int
+	now          func() time.Time
+	log          *zap.Logger
+	markAttempts int
+	markWait     time.Duration
+}
+
+// Option configures a Service.
+type Option func(*options)
+
+// WithCap sets the most emails per address per hour (0: no cap).
+func WithCap(n int) Option { return func(o *options) { o.cap = n } }
+
+// WithClock sets the clock that decides whether a link has expired.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
+
+// Service is the email use case.
+type Service struct {
+	ledger Ledger
+	sender Sender
+	keys   Opener
+	appURL string
+	o      options
+}
+
+// New returns the service; appURL (APP_URL) is the only base of every link.
+func New(ledger Ledger, sender Sender, keys Opener, appURL string, opts ...Option) *Service {
+	o := options{now: time.Now, log: zap.NewNop(), markAttempts: 5, markWait: 500 * time.Millisecond}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Service{ledger: ledger, sender: sender, keys: keys, appURL: strings.TrimRight(appURL, "/"), o: o}
+}
+
+// payload is the union of the email events' payloads.
+type payload struct {
+	UserID      string         `json:"user_id"`
+	Email       string         `json:"email"`
+	Name        string         `json:"name"`
+	TokenSealed *events.Sealed `json:"token_sealed"`
+	ExpiresAt   time.Time      `json:"expires_at"`
+	How         string         `json:"how"`
+}
+
+// Handle sends the email an event asks for, once. It returns the outcome, or an error
+// classified for the consumer: retry.ErrPermanent for an event no retry can fix,
+// retry.ErrUnavailable when the relay or the database is away, anything else for a
+// failure retried a bounded number of times (a sealed token under an unknown key).
+func (s *Service) Handle(ctx context.Context, ev events.Envelope) (string, error) {
+	kind, ok := kinds[ev.Type]
+	if !ok {
+		return OutcomeIgnored, nil
+	}
+	var p payload
+	if err := json.Unmarshal(ev.Payload, &p); err != nil {
+		return "", retry.Permanent(fmt.Errorf("decode %s payload: %w", ev.Type, err))
+	}
+	addr, err := mail.ParseAddress(p.Email)
+	if err != nil || addr.Address != strings.TrimSpace(p.Email) {
+		return "", retry.Permanent(fmt.Errorf("%s: the payload has no valid email address", ev.Type))
+	}
+	data := mailer.Data{Name: cleanName(p.Name), AppURL: s.appURL, ExpiresAt: p.ExpiresAt, How: p.How, OccurredAt: ev.OccurredAt}
+	if path, ok := linkPaths[kind]; ok {
+		if p.TokenSealed == nil {
+			return "", retry.Permanent(fmt.Errorf("%s: the payload has no token_sealed", ev.Type))
+		}
+		if !p.ExpiresAt.IsZero() && !s.o.now().Before(p.ExpiresAt) {
+			// The link would not work: the user asks again and gets a fresh one.
+			return OutcomeExpired, nil
+		}
+		raw, err := s.keys.Open(*p.TokenSealed, ev.ID)
+		if err != nil {
+			// An unknown key may arrive with the next deploy: retried, then dead-lettered.
+			return "", fmt.Errorf("open the token of %s %s: %w", ev.Type, ev.ID, err)
+		}
+		tok := string(raw)
+		if tok == "" || strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			return "", retry.Permanent(fmt.Errorf("%s: the opened token is not printable", ev.Type))
+		}
+		data.Link = s.appURL + path + "?token=" + url.QueryEscape(tok)
+	}
+
+	attempt := uuid.NewString()
+	res, err := s.ledger.Claim(ctx, sentmail.Claim{EventID: ev.ID, Kind: string(kind), Recipient: addr.Address, Attempt: attempt, Cap: s.o.cap})
+	if err != nil {
+		return "", err
+	}
+	switch res {
+	case sentmail.Done:
+		return OutcomeDuplicate, nil
+	case sentmail.Capped:
+		s.o.log.Warn("email suppressed: the address reached its hourly cap",
+			zap.String("event_id", ev.ID), zap.String("type", ev.Type), zap.Int("cap", s.o.cap))
+		return OutcomeCapped, nil
+	case sentmail.Busy:
+		return "", retry.Unavailable(errors.New("another attempt is sending this email"))
+	}
+
+	if err := s.sender.Send(ctx, mailer.Email{ID: ev.ID, To: addr.Address, Kind: kind, Data: data}); err != nil {
+		if rerr := s.ledger.Release(context.WithoutCancel(ctx), ev.ID, attempt); rerr != nil {
+			s.o.log.Warn("release email claim", zap.String("event_id", ev.ID), zap.Error(rerr))
+		}
+		return "", fmt.Errorf("send %s email for %s: %w", kind, ev.ID, err)
+	}
+	// The relay has the email: record it even if shutdown began meanwhile, and try hard,
+	// since an unrecorded email is sent again on redelivery.
+	mctx := context.WithoutCancel(ctx)
+	for i := 1; ; i++ {
+		err = s.ledger.MarkSent(mctx, ev.ID)
+		if err == nil || i == s.o.markAttempts {
+			break
+		}
+		time.Sleep(s.o.markWait * time.Duration(i))
+	}
+	if err != nil {
+		return "", err
+	}
+	return OutcomeSent, nil
+}
+
+// cleanName keeps a name fit for a greeting: no control characters, at most 100 runes.
+func cleanName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return ' '
+		}
+		return r
+	}, name)
+	name = strings.Join(strings.Fields(name), " ")
+	if r := []rune(name); len(r) > 100 {
+		name = string(r[:100])
+	}
+	return name
+}

@@ -1,0 +1,145 @@
+package notify_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/services/token-worker/internal/mailer"
+	"github.com/talentforge/auth/services/token-worker/internal/notify"
+	"github.com/talentforge/auth/services/token-worker/internal/retry"
+	"github.com/talentforge/auth/services/token-worker/internal/sentmail"
+)
+
+type fakeLedger struct {
+	result   sentmail.Result
+	claims   []sentmail.Claim
+	sent     []string
+	released []string
+}
+
+func (f *fakeLedger) Claim(_ context.Context, c sentmail.Claim) (sentmail.Result, error) {
+	f.claims = append(f.claims, c)
+	return f.result, nil
+}
+func (f *fakeLedger) MarkSent(_ context.Context, id string) error {
+	f.sent = append(f.sent, id)
+	return nil
+}
+func (f *fakeLedger) Release(_ context.Context, id, _ string) error {
+	f.released = append(f.released, id)
+	return nil
+}
+
+type fakeSender struct {
+	err  error
+	sent []mailer.Email
+}
+
+func (f *fakeSender) Send(_ context.Context, e mailer.Email) error {
+	f.sent = append(f.sent, e)
+	return f.err
+}
+
+func keyring(t *testing.T, kid string) *events.Keyring {
+	t.Helper()
+	k, err := events.ParseKeyring(kid + ":" + "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func envelope(t *testing.T, keys *events.Keyring, typ string, payload map[string]any) events.Envelope {
+	t.Helper()
+	ev, err := events.NewEnvelope(keys, uuid.NewString(), typ, time.Now(), "", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestHandle(t *testing.T) {
+	keys := keyring(t, "k1")
+	soon := time.Now().Add(time.Hour)
+	good := map[string]any{"email": "ann@example.com", "name": "Ann\r\nBcc: x@evil.test\x00", "token": "abc-DEF_123", "expires_at": soon,
+		"app_url": "https://evil.test", "link": "https://evil.test/x"}
+	tests := []struct {
+		name      string
+		ev        events.Envelope
+		ledger    sentmail.Result
+		sendErr   error
+		outcome   string
+		errIs     error
+		anyErr    bool
+		wantSend  bool
+		wantLink  string
+		wantClaim bool
+	}{
+		{name: "verification", ev: envelope(t, keys, notify.TypeVerificationRequested, good), outcome: notify.OutcomeSent,
+			wantSend: true, wantClaim: true, wantLink: "https://app.test/verify-email?token=abc-DEF_123"},
+		{name: "reset", ev: envelope(t, keys, notify.TypePasswordResetRequest, good), outcome: notify.OutcomeSent,
+			wantSend: true, wantClaim: true, wantLink: "https://app.test/reset-password?token=abc-DEF_123"},
+		{name: "already sent", ev: envelope(t, keys, notify.TypeVerificationRequested, good), ledger: sentmail.Done,
+			outcome: notify.OutcomeDuplicate, wantClaim: true},
+		{name: "capped", ev: envelope(t, keys, notify.TypeRegisterExisting, map[string]any{"email": "ann@example.com"}), ledger: sentmail.Capped,
+			outcome: notify.OutcomeCapped, wantClaim: true},
+		{name: "busy", ev: envelope(t, keys, notify.TypeRegisterExisting, map[string]any{"email": "ann@example.com"}), ledger: sentmail.Busy,
+			errIs: retry.ErrUnavailable, wantClaim: true},
+		{name: "expired link", ev: envelope(t, keys, notify.TypePasswordResetRequest, map[string]any{"email": "ann@example.com", "token": "t", "expires_at": time.Now().Add(-time.Second)}),
+			outcome: notify.OutcomeExpired},
+		{name: "unknown key is retried", ev: envelope(t, keyring(t, "k0"), notify.TypeVerificationRequested, good), anyErr: true},
+		{name: "no sealed token", ev: events.Envelope{ID: uuid.NewString(), Type: notify.TypeVerificationRequested,
+			Payload: json.RawMessage(`{"email":"ann@example.com","token":"clear"}`)}, errIs: retry.ErrPermanent},
+		{name: "bad address", ev: envelope(t, keys, notify.TypeEmailVerified, map[string]any{"email": "ann@example.com>, <x@evil.test"}), errIs: retry.ErrPermanent},
+		{name: "bad payload", ev: events.Envelope{ID: uuid.NewString(), Type: notify.TypeEmailVerified, Payload: json.RawMessage(`[1]`)}, errIs: retry.ErrPermanent},
+		{name: "not an email event", ev: events.Envelope{ID: uuid.NewString(), Type: "auth.user.registered"}, outcome: notify.OutcomeIgnored},
+		{name: "relay fails", ev: envelope(t, keys, notify.TypePasswordChanged, map[string]any{"email": "ann@example.com", "how": "change"}),
+			sendErr: errors.New("421 closing"), anyErr: true, wantSend: true, wantClaim: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, s := &fakeLedger{result: tt.ledger}, &fakeSender{err: tt.sendErr}
+			svc := notify.New(l, s, keys, "https://app.test/", notify.WithCap(7))
+			out, err := svc.Handle(context.Background(), tt.ev)
+			switch {
+			case tt.errIs != nil:
+				if !errors.Is(err, tt.errIs) {
+					t.Fatalf("err = %v, want %v", err, tt.errIs)
+				}
+			case tt.anyErr:
+				if err == nil || errors.Is(err, retry.ErrPermanent) || errors.Is(err, retry.ErrUnavailable) {
+					t.Fatalf("err = %v, want a plain (retried, counted) error", err)
+				}
+			case err != nil || out != tt.outcome:
+				t.Fatalf("Handle = %q, %v; want %q", out, err, tt.outcome)
+			}
+			if (len(s.sent) == 1) != tt.wantSend || (len(l.claims) == 1) != tt.wantClaim {
+				t.Fatalf("sent %d, claims %d", len(s.sent), len(l.claims))
+			}
+			if tt.wantClaim && (l.claims[0].EventID != tt.ev.ID || l.claims[0].Recipient != "ann@example.com" || l.claims[0].Cap != 7) {
+				t.Errorf("claim = %+v", l.claims[0])
+			}
+			if tt.sendErr != nil && len(l.released) != 1 {
+				t.Error("a failed send did not release its claim")
+			}
+			if tt.wantSend && tt.sendErr == nil {
+				e := s.sent[0]
+				if e.ID != tt.ev.ID || e.To != "ann@example.com" || e.Data.Link != tt.wantLink || e.Data.AppURL != "https://app.test" {
+					t.Errorf("email = %+v", e)
+				}
+				if e.Data.Name != "Ann Bcc: x@evil.test" {
+					t.Errorf("name = %q, want control characters gone", e.Data.Name)
+				}
+				if len(l.sent) != 1 {
+					t.Error("a sent email was not recorded")
+				}
+			}
+		})
+	}
+}

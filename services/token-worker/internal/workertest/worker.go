@@ -1,0 +1,116 @@
+package workertest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/services/token-worker/internal/app"
+)
+
+// Worker is one running token-worker.
+type Worker struct {
+	App  *app.App
+	Cfg  *config.Config
+	URL  string
+	stop func()
+}
+
+// Env is what a worker is started with: the shared configuration and the worker's
+// settings by variable name (API.md and app.Settings).
+type Env map[string]string
+
+// StartWorker runs the worker against the test database, nats and relay with fast test
+// timings, overridden by env. It stops with the test, or earlier with Stop.
+func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts ...app.Option) *Worker {
+	t.Helper()
+	vars := Env{
+		"DATABASE_URL":                       Database(t),
+		"NATS_URL":                           n.URL,
+		"SMTP_HOST":                          relay.Host,
+		"SMTP_PORT":                          strconv.Itoa(relay.Port),
+		"SMTP_FROM":                          "no-reply@talentforge.test",
+		"SMTP_TLS":                           "none",
+		"APP_URL":                            "https://app.talentforge.test",
+		"EVENT_KEYS":                         keys,
+		"LOG_LEVEL":                          "error",
+		"SHUTDOWN_TIMEOUT":                   "2s",
+		"WORKER_ACK_WAIT":                    "2s",
+		"WORKER_SMTP_TIMEOUT":                "1s",
+		"WORKER_RETRY_MIN":                   "50ms",
+		"WORKER_RETRY_MAX":                   "200ms",
+		"WORKER_SMTP_BREAKER_TIMEOUT":        "300ms",
+		"WORKER_LAG_INTERVAL":                "200ms",
+		"WORKER_EMAILS_PER_ADDRESS_PER_HOUR": "0",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	cfg, err := config.Load("127.0.0.1:0", lookup)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	s, err := app.LoadSettings(lookup)
+	if err != nil {
+		t.Fatalf("settings: %v", err)
+	}
+	keyring, err := cfg.EventKeyring()
+	if err != nil {
+		t.Fatalf("keys: %v", err)
+	}
+	log := zap.NewNop()
+	if testing.Verbose() {
+		log, _ = zap.NewDevelopment()
+	}
+	a, err := app.New(cfg, s, keyring, log, append([]app.Option{app.WithFetchWait(300 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	w := &Worker{App: a, Cfg: cfg, URL: "http://" + ln.Addr().String()}
+	stopped := false
+	w.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("worker stopped with: %v", err)
+		}
+		_ = a.Close()
+	}
+	t.Cleanup(w.stop)
+	return w
+}
+
+// Stop stops the worker and closes its connections.
+func (w *Worker) Stop() { w.stop() }
+
+// Get fetches path from the worker's HTTP server.
+func (w *Worker) Get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(w.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

@@ -1,0 +1,219 @@
+// Package workertest starts the real things the worker's tests run against: a migrated
+// PostgreSQL database per test binary, an in-process NATS server with JetStream per
+// test, a real SMTP server (go-smtp) on a socket, and the worker itself.
+package workertest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talentforge/auth/migrations"
+	"github.com/talentforge/auth/pkg/events"
+)
+
+func serverURL() string {
+	for _, k := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if u := os.Getenv(k); u != "" {
+			return u
+		}
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+var (
+	dbOnce sync.Once
+	dbURL  string
+	dbErr  error
+	dbName string
+)
+
+// Database creates one migrated database for the test binary; DropDatabase drops it.
+func Database(t testing.TB) string {
+	t.Helper()
+	dbOnce.Do(func() {
+		dbName = "worker_test_" + RandomHex(6)
+		cfg, err := pgx.ParseConfig(serverURL())
+		if err != nil {
+			dbErr = err
+			return
+		}
+		dbURL = fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, dbName)
+		if cfg.Password != "" {
+			dbURL = fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, dbName)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, dbErr = migrations.Apply(ctx, dbURL)
+	})
+	if dbErr != nil {
+		t.Fatalf("PostgreSQL must be running (CI starts it): %v", dbErr)
+	}
+	return dbURL
+}
+
+// DropDatabase removes the test binary's database; call it from TestMain.
+func DropDatabase() {
+	if dbName == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, serverURL())
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{dbName}.Sanitize()+" WITH (FORCE)")
+}
+
+// Conn opens a connection of the test's own to the test database.
+func Conn(t testing.TB) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, Database(t))
+	if err != nil {
+		t.Fatalf("connect to the test database: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// RandomHex returns n random bytes in hex.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NATS is an in-process NATS server with JetStream, owned by one test, so the test can
+// stop and restart it.
+type NATS struct {
+	t      testing.TB
+	Server *server.Server
+	URL    string
+	port   int
+	dir    string
+}
+
+// StartNATS starts a NATS server on a free port; it stops with the test.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	n := &NATS{t: t, port: -1, dir: t.TempDir()}
+	n.start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+func (n *NATS) start() {
+	n.t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: n.port, JetStream: true, StoreDir: n.dir,
+		NoLog: true, NoSigs: true, JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 4 << 30,
+	})
+	if err != nil {
+		n.t.Fatalf("nats server: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		n.t.Fatal("nats server not ready")
+	}
+	n.Server = s
+	n.URL = s.ClientURL()
+	_, port, _ := net.SplitHostPort(s.Addr().String())
+	n.port, _ = strconv.Atoi(port)
+}
+
+// Stop shuts the server down (an outage); Restart brings it back with its data.
+func (n *NATS) Stop() {
+	if n.Server != nil {
+		n.Server.Shutdown()
+		n.Server.WaitForShutdown()
+		n.Server = nil
+	}
+}
+
+// Restart starts the server again on the same port with the same store.
+func (n *NATS) Restart() {
+	n.t.Helper()
+	n.Stop()
+	n.start()
+}
+
+// JetStream connects a client of the test's own.
+func (n *NATS) JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(n.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := events.EnsureStream(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// Publish publishes ev as the auth service does: subject = type, Nats-Msg-Id = msgID
+// (the event id when empty).
+func Publish(t testing.TB, js jetstream.JetStream, ev events.Envelope, msgID string) {
+	t.Helper()
+	if msgID == "" {
+		msgID = ev.ID
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, ev.Type, data, jetstream.WithMsgID(msgID)); err != nil {
+		t.Fatalf("publish %s: %v", ev.Type, err)
+	}
+}
+
+// Keys returns a fresh EVENT_KEYS value with one key and its keyring.
+func Keys(t testing.TB, kid string) (string, *events.Keyring) {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	spec := kid + ":" + base64.StdEncoding.EncodeToString(key)
+	k, err := events.ParseKeyring(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec, k
+}
+
+// Eventually polls cond every 20 ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
