@@ -1,6 +1,6 @@
 # The one entry point. `make help` lists the targets.
 SHELL   := /bin/bash
-MODULES := pkg migrations services/auth services/token-worker
+MODULES := pkg migrations services/auth services/token-worker e2e
 SERVICES := auth token-worker
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -30,13 +30,18 @@ build: ## build every service into bin/
 var/event-keys:
 	@mkdir -p var && printf 'dev:%s\n' "$$(head -c 32 /dev/urandom | base64)" > var/event-keys && chmod 600 var/event-keys
 
+# The dev key that seals TOTP secrets (MFA_ENCRYPTION_KEYS), made once; never used in production.
+var/mfa-keys:
+	@mkdir -p var && printf 'dev:%s\n' "$$(head -c 32 /dev/urandom | base64)" > var/mfa-keys && chmod 600 var/mfa-keys
+
 .PHONY: migrate
 migrate: build var/event-keys ## create the database if missing and apply every migration
 	./bin/auth migrate
 
 .PHONY: run
-run: migrate var/event-keys ## build, migrate and start every service on localhost (Ctrl-C stops all)
+run: migrate var/event-keys var/mfa-keys ## build, migrate and start every service on localhost (Ctrl-C stops all)
 	@if [ -z "$${EVENT_KEYS:-}$${EVENT_KEYS_FILE:-}" ]; then export EVENT_KEYS_FILE=var/event-keys; fi; \
+	if [ -z "$${MFA_ENCRYPTION_KEYS:-}$${MFA_ENCRYPTION_KEYS_FILE:-}" ]; then export MFA_ENCRYPTION_KEYS_FILE=var/mfa-keys; fi; \
 	trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	for s in $(SERVICES); do ./bin/$$s & done; \
 	wait -n # when one service stops, the trap stops the others
@@ -67,3 +72,8 @@ tidy: ## go mod tidy in every module
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin
+
+.PHONY: bench
+bench: ## load-test every hot route against its baseline, then the micro-benchmarks (BENCHFLAGS, e.g. -d 5s)
+	$(GO) run ./services/auth/cmd/bench $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./pkg/token ./pkg/session ./pkg/ratelimit ./services/auth/internal/store

@@ -140,8 +140,9 @@ func startStack(t *testing.T) *stack {
 	db := "auth_e2e_" + randomHex(6)
 	dbURL := "postgres://postgres@127.0.0.1:5432/" + db + "?sslmode=disable"
 	t.Cleanup(func() { dropDatabase(db) })
-	key := make([]byte, 32)
+	key, mfaKey := make([]byte, 32), make([]byte, 32)
 	_, _ = rand.Read(key)
+	_, _ = rand.Read(mfaKey)
 
 	s := &stack{t: t, mail: startMailbox(t), nats: startNATS(t)}
 	authPort, workerPort := freePort(t), freePort(t)
@@ -149,6 +150,7 @@ func startStack(t *testing.T) *stack {
 		"DATABASE_URL="+dbURL,
 		"NATS_URL="+s.nats.url(),
 		"EVENT_KEYS=e2e:"+base64.StdEncoding.EncodeToString(key),
+		"MFA_ENCRYPTION_KEYS=e2e:"+base64.StdEncoding.EncodeToString(mfaKey),
 		"JWT_KEYS_DIR="+t.TempDir(),
 		"APP_URL="+appURL,
 		fmt.Sprintf("SMTP_HOST=%s", s.mail.addr.IP), fmt.Sprintf("SMTP_PORT=%d", s.mail.addr.Port),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -52,6 +53,9 @@ type Config struct {
 	PasswordArgonIterations  uint32
 	PasswordArgonParallelism uint8
 	PasswordHashConcurrency  int
+	// PasswordHashQueueTimeout is how long a request waits for a hashing slot before
+	// it is shed with 503 overloaded.
+	PasswordHashQueueTimeout time.Duration
 	// PasswordMinStrength is the zxcvbn score (0-4) a new password needs; 0 turns it off.
 	PasswordMinStrength int
 	// PasswordBreachCheckURL is a k-anonymity range API (Have I Been Pwned's protocol);
@@ -64,6 +68,9 @@ type Config struct {
 	LoginThrottle      ratelimit.ThrottleConfig
 	TrustedProxies     []*net.IPNet
 	CORSAllowedOrigins []string
+	// APIV1Sunset is API_V1_SUNSET (an HTTP-date or an RFC 3339 date or timestamp): when
+	// set, v1 answers carry Deprecation and Sunset (RFC 8594). Zero: v1 is not deprecated.
+	APIV1Sunset time.Time
 
 	SMTPHost     string
 	SMTPPort     int
@@ -77,11 +84,16 @@ type Config struct {
 	// EventKeys is EVENT_KEYS: the keyring that seals the secret fields of events
 	// ("kid:base64-32-byte-key[,kid:key...]"); EventKeyring parses it.
 	EventKeys string
+	// MFAEncryptionKeys is MFA_ENCRYPTION_KEYS: the keys that seal TOTP secrets at rest,
+	// in EVENT_KEYS' format (the first seals); MFAKeyring parses it.
+	MFAEncryptionKeys string
 
 	OTELExporterOTLPEndpoint string
-	LogLevel                 string
-	LogFormat                string
-	ShutdownTimeout          time.Duration
+	// PprofEnabled serves net/http/pprof under /debug/pprof/ (off by default).
+	PprofEnabled    bool
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
 }
 
 // RateLimits are the per-purpose budgets, per client IP unless named otherwise.
@@ -107,7 +119,7 @@ var rateLimitDefaults = map[string]string{
 
 // secrets may be given as NAME_FILE (Kubernetes secrets, Vault agent).
 var secrets = []string{
-	"database_url", "redis_url", "smtp_password", "event_keys",
+	"database_url", "redis_url", "smtp_password", "event_keys", "mfa_encryption_keys",
 	"oauth_github_client_secret", "oauth_google_client_secret", "oauth_oidc_client_secret",
 }
 
@@ -138,6 +150,7 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("password_argon_iterations", 2)
 	v.SetDefault("password_argon_parallelism", 1)
 	v.SetDefault("password_hash_concurrency", 0)
+	v.SetDefault("password_hash_queue_timeout", "1s")
 	v.SetDefault("password_min_strength", 0)
 	v.SetDefault("password_breach_check_url", "")
 	v.SetDefault("password_breach_check_fail_closed", true)
@@ -151,6 +164,7 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("login_throttle_max_wait", "15m")
 	v.SetDefault("trusted_proxies", "")
 	v.SetDefault("cors_allowed_origins", "http://localhost:3000")
+	v.SetDefault("api_v1_sunset", "")
 	v.SetDefault("smtp_host", "127.0.0.1")
 	v.SetDefault("smtp_port", 1025)
 	v.SetDefault("smtp_username", "")
@@ -159,8 +173,10 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("smtp_tls", "none")
 	v.SetDefault("oauth_redirect_allowlist", "http://localhost:3000")
 	v.SetDefault("event_keys", "")
+	v.SetDefault("mfa_encryption_keys", "")
 	v.SetDefault("otel_exporter_otlp_endpoint", "")
 	v.SetDefault("log_level", "info")
+	v.SetDefault("pprof_enabled", false)
 	v.SetDefault("log_format", "json")
 	v.SetDefault("shutdown_timeout", "20s")
 }
@@ -340,6 +356,7 @@ func parse(v *viper.Viper) (*Config, error) {
 		PasswordArgonIterations:       uint32(p.integer("password_argon_iterations", 1, 100)),
 		PasswordArgonParallelism:      uint8(p.integer("password_argon_parallelism", 1, 255)),
 		PasswordHashConcurrency:       p.integer("password_hash_concurrency", 0, 1024),
+		PasswordHashQueueTimeout:      p.duration("password_hash_queue_timeout", time.Millisecond),
 		PasswordMinStrength:           p.integer("password_min_strength", 0, 4),
 		PasswordBreachCheckFailClosed: p.boolean("password_breach_check_fail_closed"),
 
@@ -368,8 +385,10 @@ func parse(v *viper.Viper) (*Config, error) {
 
 		OAuthRedirectAllowlist: p.list("oauth_redirect_allowlist"),
 		EventKeys:              p.v.GetString("event_keys"),
+		MFAEncryptionKeys:      p.v.GetString("mfa_encryption_keys"),
 
 		OTELExporterOTLPEndpoint: p.str("otel_exporter_otlp_endpoint"),
+		PprofEnabled:             p.boolean("pprof_enabled"),
 		LogLevel:                 p.oneOf("log_level", "debug", "info", "warn", "error"),
 		LogFormat:                p.oneOf("log_format", "json", "console"),
 		ShutdownTimeout:          p.duration("shutdown_timeout", time.Second),
@@ -396,6 +415,13 @@ func parse(v *viper.Viper) (*Config, error) {
 		if o == "*" {
 			p.fail("cors_allowed_origins", "\"*\" is not allowed: list the origins")
 		}
+	}
+	if raw := p.str("api_v1_sunset"); raw != "" {
+		t, err := parseDate(raw)
+		if err != nil {
+			p.fail("api_v1_sunset", "%q is not an HTTP-date or an RFC 3339 date (e.g. 2027-06-30)", raw)
+		}
+		c.APIV1Sunset = t
 	}
 	for _, r := range c.DatabaseReplicaURLs {
 		if u, err := url.Parse(r); err != nil || u.Host == "" {
@@ -427,6 +453,18 @@ func parse(v *viper.Viper) (*Config, error) {
 	return c, nil
 }
 
+// parseDate reads an HTTP-date (RFC 9110: IMF-fixdate and the obsolete forms), an
+// RFC 3339 timestamp or an RFC 3339 full-date (midnight UTC).
+func parseDate(raw string) (time.Time, error) {
+	if t, err := http.ParseTime(raw); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339, raw); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Parse(time.DateOnly, raw)
+}
+
 // EventKeyring parses EVENT_KEYS (or the file EVENT_KEYS_FILE names, one key a line or
 // comma-separated): the first key seals, every key opens. Only the services that seal
 // or open event fields call it, so the others need no key; for those that do, an empty
@@ -439,6 +477,23 @@ func (c *Config) EventKeyring() (*events.Keyring, error) {
 	k, err := events.ParseKeyring(spec)
 	if err != nil {
 		return nil, fmt.Errorf("EVENT_KEYS: %v", err)
+	}
+	return k, nil
+}
+
+// MFAKeyring parses MFA_ENCRYPTION_KEYS (or the file MFA_ENCRYPTION_KEYS_FILE names):
+// AES-256-GCM keys with ids that seal TOTP secrets. The first key seals; every key
+// opens, so a key rotates by prepending a new one, re-encrypting (`auth mfa
+// reencrypt`) and then dropping the old one. Empty is an error for the services that
+// call it; the error never quotes key material.
+func (c *Config) MFAKeyring() (*events.Keyring, error) {
+	spec := strings.NewReplacer("\r\n", ",", "\n", ",").Replace(c.MFAEncryptionKeys)
+	if strings.Trim(spec, ", \t") == "" {
+		return nil, errors.New("MFA_ENCRYPTION_KEYS: must be set to kid:base64-32-byte-key[,kid:key...] (or MFA_ENCRYPTION_KEYS_FILE to a file holding it)")
+	}
+	k, err := events.ParseKeyring(spec)
+	if err != nil {
+		return nil, fmt.Errorf("MFA_ENCRYPTION_KEYS: %v", err)
 	}
 	return k, nil
 }

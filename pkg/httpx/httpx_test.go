@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -906,5 +907,32 @@ func TestServeReturnsNilOnCancelWhenIdle(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
+	}
+}
+
+func TestAccessLogSampling(t *testing.T) {
+	s := newServer(t, httpx.WithAccessLogSampling(10))
+	for range 25 {
+		s.get("/things/1")
+	}
+	if n := s.logs.FilterMessage("request").Len(); n != 3 {
+		t.Fatalf("25 successes sampled 1 in 10 wrote %d lines, want 3", n)
+	}
+	for range 5 {
+		s.get("/fail")
+		s.get("/nope")
+	}
+	if n := s.logs.FilterMessage("request").Len(); n != 13 {
+		t.Fatalf("errors are logged every time: %d lines, want 13", n)
+	}
+	if got := testutil.ToFloat64(s.reg.HTTPRequests.WithLabelValues("/things/:id", "GET", "200")); got != 25 {
+		t.Fatalf("metrics count %v successes, want 25", got)
+	}
+	all := newServer(t, httpx.WithAccessLogSampling(1))
+	for range 5 {
+		all.get("/things/1")
+	}
+	if n := all.logs.FilterMessage("request").Len(); n != 5 {
+		t.Fatalf("sampling 1 wrote %d lines, want 5", n)
 	}
 }

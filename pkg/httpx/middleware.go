@@ -50,14 +50,21 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// observe logs one line per request and records the metrics. The path logged is the
-// route template, never the raw URL, so nothing secret in a URL can reach a log.
+// SlowRequest is the latency from which a successful request is always access-logged.
+const SlowRequest = time.Second
+
+// observe logs requests and records the metrics of every one. Errors (4xx, 5xx) and
+// requests slower than SlowRequest are always logged; successes are sampled
+// (WithAccessLogSampling), so the hot paths do not pay for a log line each. The path
+// logged is the route template, never the raw URL, so nothing secret in a URL can
+// reach a log.
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		req := c.Request()
 		rid := c.Response().Header().Get(echo.HeaderXRequestID)
-		log := s.log.With(zap.String("request_id", rid))
+		// Lazy: the field is encoded only if this request logs at all (sampling).
+		log := s.log.WithLazy(zap.String("request_id", rid))
 		c.SetRequest(req.WithContext(logging.WithLogger(req.Context(), log)))
 		s.reg.HTTPInFlight.Inc()
 		defer s.reg.HTTPInFlight.Dec()
@@ -74,7 +81,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		elapsed := time.Since(start)
 		s.reg.HTTPRequests.WithLabelValues(route, req.Method, strconv.Itoa(status)).Inc()
 		s.reg.HTTPDuration.WithLabelValues(route, req.Method).Observe(elapsed.Seconds())
-		if route != "/healthz" && route != "/readyz" && route != "/metrics" {
+		if route != "/healthz" && route != "/readyz" && route != "/metrics" && s.sampled(status, elapsed) {
 			log.Info("request",
 				zap.String("method", req.Method), zap.String("route", route),
 				zap.Int("status", status), zap.Duration("latency", elapsed),
@@ -82,6 +89,14 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return nil
 	}
+}
+
+// sampled reports whether the access log line of a request is written.
+func (s *Server) sampled(status int, elapsed time.Duration) bool {
+	if status >= 400 || elapsed >= SlowRequest || s.opts.logEvery <= 1 {
+		return true
+	}
+	return s.logged.Add(1)%s.opts.logEvery == 1
 }
 
 func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {

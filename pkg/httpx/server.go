@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +41,7 @@ type options struct {
 	writeTimeout    time.Duration
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
+	logEvery        uint64 // log 1 in logEvery successful requests
 }
 
 // Option configures a Server.
@@ -83,12 +85,21 @@ func WithShutdownTimeout(d time.Duration) Option {
 	return func(o *options) { o.shutdownTimeout = d }
 }
 
+// WithAccessLogSampling logs 1 in every successes (2xx and 3xx answered within
+// SlowRequest); every 4xx, 5xx and slow request is logged whatever the sampling. every
+// <= 1 logs every request. Default 100. Metrics count every request either way.
+func WithAccessLogSampling(every int) Option {
+	return func(o *options) { o.logEvery = uint64(max(1, every)) }
+}
+
 // Server is an echo instance with the shared middleware and the probe routes.
 type Server struct {
 	Echo *echo.Echo
 	log  *zap.Logger
 	reg  *metrics.Registry
 	opts options
+	// logged counts the successes seen, for access-log sampling.
+	logged atomic.Uint64
 }
 
 // New builds a server. Routes are added on s.Echo by the service.
@@ -99,6 +110,7 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 		writeTimeout:    30 * time.Second,
 		maxHeaderBytes:  32 << 10,
 		shutdownTimeout: 20 * time.Second,
+		logEvery:        100,
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -17,6 +17,8 @@ type options struct {
 	publishDelay time.Duration
 	leeway       time.Duration
 	onReloadErr  func(error)
+	// verifiedCache bounds the Verifier's cache of verified tokens (0: none).
+	verifiedCache int
 }
 
 func newOptions(opts []Option) options {

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -24,13 +25,17 @@ type Verifier struct {
 	issuer   string
 	audience string
 	parsers  map[string]*jwt.Parser // per alg; each accepts only its own alg
+	cache    *verifiedCache         // nil unless WithVerifiedCache
 }
 
 // NewVerifier returns a Verifier for tokens from issuer meant for audience.
-// WithClock and WithLeeway apply.
+// WithClock, WithLeeway and WithVerifiedCache apply.
 func NewVerifier(keys *KeySet, issuer, audience string, opts ...Option) *Verifier {
 	o := newOptions(opts)
 	v := &Verifier{keys: keys, issuer: issuer, audience: audience, parsers: make(map[string]*jwt.Parser, 3)}
+	if o.verifiedCache > 0 {
+		v.cache = newVerifiedCache(o.verifiedCache, o.now)
+	}
 	for _, alg := range []string{AlgEdDSA, AlgES256, AlgRS256} {
 		v.parsers[alg] = jwt.NewParser(
 			jwt.WithValidMethods([]string{alg}),
@@ -66,6 +71,13 @@ func (v *Verifier) verify(raw string) (*AccessClaims, error) {
 	if strings.Count(raw, ".") != 2 {
 		return nil, errors.New("token is not three dot-separated segments")
 	}
+	var sum [sha256.Size]byte
+	if v.cache != nil {
+		sum = sha256.Sum256([]byte(raw))
+		if c, ok := v.cache.get(sum, v.keys); ok {
+			return c, nil
+		}
+	}
 	key, err := v.keyFor(raw[:strings.IndexByte(raw, '.')])
 	if err != nil {
 		return nil, err
@@ -89,6 +101,9 @@ func (v *Verifier) verify(raw string) (*AccessClaims, error) {
 	}
 	if claims.Roles == nil {
 		claims.Roles = []string{}
+	}
+	if v.cache != nil {
+		v.cache.put(sum, claims, key)
 	}
 	return claims, nil
 }

@@ -1,5 +1,6 @@
 // Command auth serves the auth API (no argument), applies migrations (`auth migrate`)
-// or adds a signing key (`auth keys rotate`).
+// adds a signing key (`auth keys rotate`) or reseals the TOTP secrets with the newest
+// MFA_ENCRYPTION_KEYS key (`auth mfa reencrypt`).
 package main
 
 import (
@@ -16,8 +17,10 @@ import (
 	"github.com/talentforge/auth/migrations"
 	"github.com/talentforge/auth/pkg/config"
 	"github.com/talentforge/auth/pkg/logging"
+	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/pkg/token"
 	"github.com/talentforge/auth/services/auth/internal/app"
+	"github.com/talentforge/auth/services/auth/internal/store"
 )
 
 // Set at build time with -ldflags -X.
@@ -57,11 +60,33 @@ func run(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("added signing key %s: it is published now and signs from %s on\n", kid, app.JWKSMaxAge)
 		return nil
+	case len(args) == 2 && args[0] == "mfa" && args[1] == "reencrypt":
+		n, err := reencryptMFA(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("mfa reencrypt: %w", err)
+		}
+		fmt.Printf("resealed %d TOTP secrets with the newest MFA_ENCRYPTION_KEYS key\n", n)
+		return nil
 	case len(args) == 1 && args[0] == "version":
 		fmt.Println(version, commit)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: migrate, keys rotate, version; none serves)", args)
+	return fmt.Errorf("unknown command %q (commands: migrate, keys rotate, mfa reencrypt, version; none serves)", args)
+}
+
+// reencryptMFA reseals every TOTP secret with the first MFA_ENCRYPTION_KEYS key; the
+// keys of the rows must still be listed. Idempotent.
+func reencryptMFA(ctx context.Context, cfg *config.Config) (int, error) {
+	keys, err := cfg.MFAKeyring()
+	if err != nil {
+		return 0, err
+	}
+	db, err := postgres.Open(cfg.DatabaseURL, nil, postgres.Options{MaxOpenConns: 2})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return store.NewMFA(store.NewUsers(db, nil, nil), keys).Reencrypt(ctx)
 }
 
 func serve(ctx context.Context, cfg *config.Config) error {

@@ -132,6 +132,9 @@ type Service struct {
 	cfg      Config
 	now      func() time.Time
 	log      *zap.Logger
+	// mfa and challenges are the TOTP store and the pending MFA logins (WithMFA).
+	mfa        MFAStore
+	challenges MFAChallenges
 }
 
 // Option configures a Service.
@@ -169,6 +172,10 @@ type TokenPair struct {
 	ExpiresIn    int
 	User         User
 	SessionID    string
+	// MFARequired: the password was right but the account has MFA on; there are no
+	// tokens, only MFAToken, which POST /v1/auth/login/mfa redeems with a code.
+	MFARequired bool
+	MFAToken    string
 }
 
 // Principal is the caller behind a valid access token with a live session. Its roles
@@ -423,8 +430,11 @@ func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (Tok
 		s.loginFailed(ctx, &u, email, "invalid_credentials", c)
 		return TokenPair{}, ErrInvalidCredentials
 	}
-	if err := s.limits.LoginSucceeded(ctx, email, c.IP); err != nil {
-		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	// With MFA on, only the second factor resets the throttle: wrong codes count.
+	if !u.MFAEnabled {
+		if err := s.limits.LoginSucceeded(ctx, email, c.IP); err != nil {
+			return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 	}
 	if u.DisabledAt != nil {
 		s.loginFailed(ctx, &u, email, "account_disabled", c)
@@ -439,6 +449,9 @@ func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (Tok
 	}
 	if u, err = s.grantConfiguredAdmin(ctx, u); err != nil {
 		return TokenPair{}, err
+	}
+	if u.MFAEnabled {
+		return s.startMFA(ctx, u, c)
 	}
 	pair, err := s.openSession(ctx, u, []string{"pwd"}, c)
 	if err != nil {

@@ -12,19 +12,6 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/admin"
 )
 
-// registerAdmin adds /v1/admin/*: a live session whose (live) roles hold admin.
-func (h *Handler) registerAdmin(e *echo.Echo) {
-	mw := []echo.MiddlewareFunc{h.authenticate, requireRole(admin.RoleAdmin)}
-	e.GET("/v1/admin/users", h.adminListUsers, mw...)
-	e.GET("/v1/admin/users/:id", h.adminGetUser, mw...)
-	e.PUT("/v1/admin/users/:id/roles", h.adminSetRoles, mw...)
-	e.POST("/v1/admin/users/:id/disable", h.adminDisable, mw...)
-	e.POST("/v1/admin/users/:id/enable", h.adminEnable, mw...)
-	e.GET("/v1/admin/roles", h.adminListRoles, mw...)
-	e.POST("/v1/admin/roles", h.adminCreateRole, mw...)
-	e.DELETE("/v1/admin/roles/:name", h.adminDeleteRole, mw...)
-}
-
 func requireRole(role string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -25,6 +25,13 @@ type Handler struct {
 type Config struct {
 	Issuer     string // PUBLIC_URL
 	JWKSMaxAge time.Duration
+	// CORSAllowedOrigins are the browser origins whose Origin header passes the CSRF
+	// guard of the v2 cookie routes (CORS_ALLOWED_ORIGINS).
+	CORSAllowedOrigins []string
+	// RefreshTokenTTL is the Max-Age of the v2 refresh cookie (REFRESH_TOKEN_TTL).
+	RefreshTokenTTL time.Duration
+	// V1Sunset, when not zero, makes v1 answers carry Deprecation and Sunset (API_V1_SUNSET).
+	V1Sunset time.Time
 }
 
 // New returns the handlers.
@@ -39,30 +46,57 @@ func New(svc *account.Service, adm *admin.Service, jwks func() ([]byte, error), 
 func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/.well-known/jwks.json", h.jwksDoc)
 	e.GET("/.well-known/openid-configuration", h.openIDConfiguration)
+	h.registerOpenAPI(e)
 
 	// No group middleware: echo would register catch-all routes for a group's
 	// middleware, turning 405 answers into 404. The global per-IP budget runs for
 	// every route of the API from the server's middleware chain.
 	e.Use(h.globalLimit)
+
+	// One set of handlers serves both versions; only the routes that carry a refresh
+	// token differ (v1: in the body, below; v2: in a cookie, v2.go), and v2's errors are
+	// problem+json, rendered by the server for every path under /v2.
+	for _, v := range []string{"/v1", "/v2"} {
+		h.registerShared(e, v)
+	}
 	auth := h.authenticate
-	e.POST("/v1/auth/register", h.register)
 	e.POST("/v1/auth/login", h.login)
+	e.POST("/v1/auth/login/mfa", h.loginMFA)
 	e.POST("/v1/auth/refresh", h.refresh)
 	e.POST("/v1/auth/logout", h.logout, auth)
-	e.POST("/v1/auth/logout-all", h.logoutAll, auth)
-	e.GET("/v1/auth/verify", h.verify, auth)
-	e.POST("/v1/auth/email/verify", h.verifyEmail)
-	e.POST("/v1/auth/email/resend", h.resendVerification)
-	e.POST("/v1/auth/password/forgot", h.forgotPassword)
-	e.POST("/v1/auth/password/reset", h.resetPassword)
+	h.registerV2(e)
+}
 
-	e.GET("/v1/users/me", h.me, auth)
-	e.PATCH("/v1/users/me", h.updateMe, auth)
-	e.POST("/v1/users/me/password", h.changePassword, auth)
-	e.GET("/v1/users/me/sessions", h.listSessions, auth)
-	e.DELETE("/v1/users/me/sessions/:id", h.revokeSession, auth)
+// registerShared adds the routes whose handlers are the same in every version.
+func (h *Handler) registerShared(e *echo.Echo, v string) {
+	auth := h.authenticate
+	e.POST(v+"/auth/register", h.register)
+	e.POST(v+"/auth/logout-all", h.logoutAll, auth)
+	e.GET(v+"/auth/verify", h.verify, auth)
+	e.POST(v+"/auth/email/verify", h.verifyEmail)
+	e.POST(v+"/auth/email/resend", h.resendVerification)
+	e.POST(v+"/auth/password/forgot", h.forgotPassword)
+	e.POST(v+"/auth/password/reset", h.resetPassword)
 
-	h.registerAdmin(e)
+	e.GET(v+"/users/me", h.me, auth)
+	e.PATCH(v+"/users/me", h.updateMe, auth)
+	e.POST(v+"/users/me/password", h.changePassword, auth)
+	e.GET(v+"/users/me/sessions", h.listSessions, auth)
+	e.DELETE(v+"/users/me/sessions/:id", h.revokeSession, auth)
+	e.POST(v+"/users/me/mfa/totp", h.enrolTOTP, auth)
+	e.POST(v+"/users/me/mfa/totp/confirm", h.confirmTOTP, auth)
+	e.DELETE(v+"/users/me/mfa/totp", h.disableTOTP, auth)
+
+	// A live session whose live roles hold admin.
+	adm := []echo.MiddlewareFunc{auth, requireRole(admin.RoleAdmin)}
+	e.GET(v+"/admin/users", h.adminListUsers, adm...)
+	e.GET(v+"/admin/users/:id", h.adminGetUser, adm...)
+	e.PUT(v+"/admin/users/:id/roles", h.adminSetRoles, adm...)
+	e.POST(v+"/admin/users/:id/disable", h.adminDisable, adm...)
+	e.POST(v+"/admin/users/:id/enable", h.adminEnable, adm...)
+	e.GET(v+"/admin/roles", h.adminListRoles, adm...)
+	e.POST(v+"/admin/roles", h.adminCreateRole, adm...)
+	e.DELETE(v+"/admin/roles/:name", h.adminDeleteRole, adm...)
 }
 
 // globalLimit spends the client's global budget on every API route (not the probes).

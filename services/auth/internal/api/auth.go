@@ -34,18 +34,27 @@ func (h *Handler) register(c echo.Context) error {
 }
 
 func (h *Handler) login(c echo.Context) error {
-	var req credentials
-	if err := httpx.BindJSON(c, &req); err != nil {
-		return err
-	}
-	if req.Email == "" || req.Password == "" {
-		return account.ErrInvalidRequest
-	}
-	pair, err := h.svc.Login(c.Request().Context(), req.Email, req.Password, client(c))
+	pair, err := h.loginPair(c)
 	if err != nil {
 		return err
 	}
+	if pair.MFARequired {
+		return c.JSON(http.StatusOK, mfaRequiredView{MFARequired: true, MFAToken: pair.MFAToken})
+	}
 	return c.JSON(http.StatusOK, viewPair(pair))
+}
+
+// loginPair is the login of both versions: bind, check, sign in. v1 and v2 differ only
+// in how they render the pair.
+func (h *Handler) loginPair(c echo.Context) (account.TokenPair, error) {
+	var req credentials
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return account.TokenPair{}, err
+	}
+	if req.Email == "" || req.Password == "" {
+		return account.TokenPair{}, account.ErrInvalidRequest
+	}
+	return h.svc.Login(c.Request().Context(), req.Email, req.Password, client(c))
 }
 
 type refreshRequest struct {

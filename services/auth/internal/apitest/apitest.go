@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,21 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"github.com/talentforge/auth/migrations"
+	"github.com/talentforge/auth/migrations/migratetest"
 	"github.com/talentforge/auth/pkg/config"
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
-
-// AdminURL is the server the test databases are created on (DATABASE_URL's server).
-func baseURL() string {
-	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
 
 var (
 	dbOnce sync.Once
@@ -41,14 +30,14 @@ var (
 	dbName string
 )
 
-// Database creates one migrated database for the test binary; Cleanup drops it.
+// Database creates one migrated database for the test binary; DropDatabase drops it.
 func Database(t testing.TB) string {
 	t.Helper()
 	dbOnce.Do(func() {
-		dbName, dbURL, dbErr = createDatabase()
+		dbName, dbURL, dbErr = migratetest.Create("auth_test_")
 	})
 	if dbErr != nil {
-		t.Fatalf("PostgreSQL must be running (CI starts it): %v", dbErr)
+		t.Fatal(dbErr)
 	}
 	return dbURL
 }
@@ -58,48 +47,16 @@ func Database(t testing.TB) string {
 // Pass it as DATABASE_URL to Start.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	name, url, err := createDatabase()
-	if name != "" {
-		t.Cleanup(func() { dropDatabase(name) })
-	}
+	name, url, err := migratetest.Create("auth_test_")
+	t.Cleanup(func() { migratetest.Drop(name) })
 	if err != nil {
-		t.Fatalf("PostgreSQL must be running (CI starts it): %v", err)
+		t.Fatal(err)
 	}
 	return url
 }
 
-func createDatabase() (name, url string, err error) {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name = "auth_test_" + hex.EncodeToString(b[:])
-	cfg, err := pgx.ParseConfig(baseURL())
-	if err != nil {
-		return "", "", err
-	}
-	url = fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	_, err = migrations.Apply(ctx, url)
-	return name, url, err
-}
-
 // DropDatabase removes the test binary's database; call it from TestMain.
-func DropDatabase() {
-	if dbName != "" {
-		dropDatabase(dbName)
-	}
-}
-
-func dropDatabase(name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, baseURL())
-	if err != nil {
-		return
-	}
-	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-}
+func DropDatabase() { migratetest.Drop(dbName) }
 
 // Env is one running auth service.
 type Env struct {
@@ -112,9 +69,9 @@ type Env struct {
 }
 
 // Start runs the service with test settings, overridden by env (names as in API.md).
-// EVENT_KEYS is a random key of the service's own. The outbox relay is built but does not
-// run, so the events the service wrote stay in the outbox for the test to read
-// (OutboxPayload, OutboxToken); RunRelay starts it.
+// EVENT_KEYS and MFA_ENCRYPTION_KEYS are random keys of the service's own. The outbox
+// relay is built but does not run, so the events the service wrote stay in the outbox
+// for the test to read (OutboxPayload, OutboxToken); RunRelay starts it.
 func Start(t testing.TB, env map[string]string) *Env {
 	t.Helper()
 	vars := map[string]string{
@@ -128,8 +85,9 @@ func Start(t testing.TB, env map[string]string) *Env {
 		"EMAIL_VERIFICATION_REQUIRED": "true",
 		// Every test binary shares 127.0.0.1 and one Redis: limits are off unless a
 		// test turns them on (and then it sends its own X-Forwarded-For).
-		"RATE_LIMIT_ENABLED": "false",
-		"EVENT_KEYS":         "test:" + randomKey(),
+		"RATE_LIMIT_ENABLED":  "false",
+		"EVENT_KEYS":          "test:" + randomKey(),
+		"MFA_ENCRYPTION_KEYS": "test:" + randomKey(),
 	}
 	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
 		if v := os.Getenv(k); v != "" {

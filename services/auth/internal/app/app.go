@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -34,6 +37,23 @@ import (
 // JWKSMaxAge is how long caches may keep the JWKS; a new key waits as long before it signs.
 const JWKSMaxAge = 5 * time.Minute
 
+// VerifiedTokenCacheSize bounds the access tokens whose verified signature is
+// remembered (about 1 KiB each).
+const VerifiedTokenCacheSize = 100_000
+
+// registerPprof serves the Go profiler under /debug/pprof/ (PPROF_ENABLED, off by
+// default: it is unauthenticated, so expose it only where the metrics are).
+func registerPprof(e *echo.Echo) {
+	g := e.Group("/debug/pprof")
+	g.GET("/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+	g.GET("/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+	g.GET("/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	g.GET("/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	g.POST("/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	g.GET("/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	g.GET("/:name", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+}
+
 // App is the composed service.
 type App struct {
 	Server *httpx.Server
@@ -43,6 +63,9 @@ type App struct {
 	Keys   *token.KeySet
 	// EventKeys seals the tokens of events (EVENT_KEYS); the token worker opens them.
 	EventKeys *events.Keyring
+	// MFA is the TOTP store; its secrets are sealed under MFA_ENCRYPTION_KEYS
+	// (MFA.Reencrypt reseals them with the newest key).
+	MFA *store.MFA
 	// Relay publishes the outbox to JetStream; New runs it until ctx ends, unless
 	// WithoutRelay.
 	Relay   *events.Relay
@@ -82,6 +105,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		}
 	}()
 	if a.EventKeys, err = cfg.EventKeyring(); err != nil {
+		return nil, err
+	}
+	mfaKeys, err := cfg.MFAKeyring()
+	if err != nil {
 		return nil, err
 	}
 	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
@@ -135,6 +162,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		session.WithReuseGrace(cfg.RefreshReuseGrace))
 	cache := store.NewUserCache(a.Redis, a.DB, sessions)
 	users := store.NewUsers(a.DB, cache, a.EventKeys)
+	a.MFA = store.NewMFA(users, mfaKeys)
 	var breaches account.BreachChecker
 	if cfg.PasswordBreachCheckURL != "" {
 		breaches = password.NewBreachChecker(cfg.PasswordBreachCheckURL, nil, cfg.PasswordBreachCheckFailClosed)
@@ -147,10 +175,15 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	}, cfg.LoginThrottle, cfg.RateLimitEnabled)
 	svc := account.NewService(
 		users, cache, sessions, guard,
-		password.NewHasher(params, cfg.PasswordHashConcurrency, 5*time.Second),
+		// A full queue sheds logins after PASSWORD_HASH_QUEUE_TIMEOUT (503 overloaded)
+		// rather than letting their latency grow without bound.
+		password.NewHasher(params, cfg.PasswordHashConcurrency, cfg.PasswordHashQueueTimeout),
 		tokens{
 			token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
-			token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience),
+			// Verified signatures are remembered until each token's exp (keyed by the
+			// SHA-256 of the whole token, dropped with their key); the session and user
+			// are still checked on every request, so a logout is seen at once.
+			token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience, token.WithVerifiedCache(VerifiedTokenCacheSize)),
 		},
 		account.Config{
 			EmailVerificationRequired: cfg.EmailVerificationRequired,
@@ -160,6 +193,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 			Breaches: breaches,
 		},
 		account.WithLogger(log),
+		account.WithMFA(a.MFA, store.NewMFAChallenges(a.Redis)),
 	)
 
 	a.Server = httpx.New(log, reg,
@@ -168,14 +202,18 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		httpx.WithErrorMapper(api.MapError),
 		httpx.WithCORS(cfg.CORSAllowedOrigins),
 		// Token and profile answers are never compressed (BREACH); lists and JWKS are.
-		httpx.WithGzip("/v1/auth", "/v2/auth", "/v1/users"),
+		httpx.WithGzip("/v1/auth", "/v2/auth", "/v1/users", "/v2/users"),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		httpx.WithReadyCheck("postgres", a.DB.Ping),
 		httpx.WithReadyCheck("redis", func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }),
 		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
 	)
 	adm := admin.NewService(store.NewAdmin(users), sessions)
-	api.New(svc, adm, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge}).Register(a.Server.Echo)
+	api.New(svc, adm, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins, RefreshTokenTTL: cfg.RefreshTokenTTL, V1Sunset: cfg.APIV1Sunset}).Register(a.Server.Echo)
+	if cfg.PprofEnabled {
+		registerPprof(a.Server.Echo)
+	}
 	return a, nil
 }
 

@@ -9,9 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -22,18 +20,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/talentforge/auth/migrations"
+	"github.com/talentforge/auth/migrations/migratetest"
 	"github.com/talentforge/auth/pkg/events"
 )
-
-func serverURL() string {
-	for _, k := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
-		if u := os.Getenv(k); u != "" {
-			return u
-		}
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
 
 var (
 	dbOnce sync.Once
@@ -46,40 +35,16 @@ var (
 func Database(t testing.TB) string {
 	t.Helper()
 	dbOnce.Do(func() {
-		dbName = "worker_test_" + RandomHex(6)
-		cfg, err := pgx.ParseConfig(serverURL())
-		if err != nil {
-			dbErr = err
-			return
-		}
-		dbURL = fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, dbName)
-		if cfg.Password != "" {
-			dbURL = fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, dbName)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		_, dbErr = migrations.Apply(ctx, dbURL)
+		dbName, dbURL, dbErr = migratetest.Create("worker_test_")
 	})
 	if dbErr != nil {
-		t.Fatalf("PostgreSQL must be running (CI starts it): %v", dbErr)
+		t.Fatal(dbErr)
 	}
 	return dbURL
 }
 
 // DropDatabase removes the test binary's database; call it from TestMain.
-func DropDatabase() {
-	if dbName == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL())
-	if err != nil {
-		return
-	}
-	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{dbName}.Sanitize()+" WITH (FORCE)")
-}
+func DropDatabase() { migratetest.Drop(dbName) }
 
 // Conn opens a connection of the test's own to the test database.
 func Conn(t testing.TB) *pgx.Conn {

@@ -1,0 +1,395 @@
+package account
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"image/png"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+	"github.com/pquerna/otp/totp"
+)
+
+// MFA errors the HTTP layer maps to codes.
+var (
+	// ErrInvalidMFACode is a wrong, used or expired code or mfa_token at login (401).
+	ErrInvalidMFACode = errors.New("invalid mfa code")
+	// ErrWrongMFACode is a wrong code when turning MFA on or off (400).
+	ErrWrongMFACode      = errors.New("wrong mfa code")
+	ErrMFAAlreadyEnabled = errors.New("mfa already enabled")
+	ErrMFANotEnabled     = errors.New("mfa not enabled")
+)
+
+// Outbox subjects of the MFA changes (email notices).
+const (
+	SubjectMFAEnabled  = "auth.user.mfa_enabled"
+	SubjectMFADisabled = "auth.user.mfa_disabled"
+)
+
+// TOTP parameters (RFC 6238): SHA1, 6 digits, 30 s steps, one step of skew.
+const (
+	totpIssuer = "TalentForge"
+	totpPeriod = 30
+	totpSkew   = 1
+	// RecoveryCodes is how many recovery codes a confirmation hands out.
+	RecoveryCodes = 10
+	// MFATokenTTL is how long a password-checked login waits for its second factor.
+	MFATokenTTL = 5 * time.Minute
+	// MFAMaxFailures wrong codes burn an mfa_token.
+	MFAMaxFailures = 5
+)
+
+// TOTPSecret is a user's TOTP secret as the store returns it (opened).
+type TOTPSecret struct {
+	Secret    string // base32
+	Confirmed bool
+}
+
+// MFAStore keeps TOTP secrets (sealed at rest by the store) and recovery codes.
+type MFAStore interface {
+	// TOTP returns the user's secret; ErrNotFound when none.
+	TOTP(ctx context.Context, userID string) (TOTPSecret, error)
+	// SavePendingTOTP stores or replaces an unconfirmed secret; ErrMFAAlreadyEnabled
+	// when a confirmed one exists.
+	SavePendingTOTP(ctx context.Context, userID, secret string) error
+	// ConfirmTOTP marks the pending secret confirmed with step used, turns MFA on,
+	// replaces the recovery codes and writes ev, in one transaction; ErrInvalidMFACode
+	// when the secret changed, was confirmed meanwhile or the step was used.
+	ConfirmTOTP(ctx context.Context, userID, secret string, step int64, codeHashes [][]byte, ev Event) error
+	// UseTOTPStep records step as used if it is newer than the last one; false if not.
+	UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error)
+	// UseRecoveryCode marks an unused code used; false when there is none.
+	UseRecoveryCode(ctx context.Context, userID string, hash []byte) (bool, error)
+	// DisableTOTP removes the secret and the codes, turns MFA off and writes ev.
+	DisableTOTP(ctx context.Context, userID string, ev Event) error
+}
+
+// MFAChallenge is a login whose password was right, waiting for its second factor.
+type MFAChallenge struct {
+	UserID    string `json:"user_id"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+}
+
+// MFAChallenges holds pending challenges under the hash of their token.
+type MFAChallenges interface {
+	Create(ctx context.Context, hash []byte, ch MFAChallenge, ttl time.Duration) error
+	Get(ctx context.Context, hash []byte) (MFAChallenge, error) // ErrNotFound
+	// Fail counts a wrong code and deletes the challenge at max failures.
+	Fail(ctx context.Context, hash []byte, max int) error
+	// Take deletes the challenge; false when it was already gone.
+	Take(ctx context.Context, hash []byte) (bool, error)
+}
+
+// WithMFA enables TOTP: the secret store and the pending-login store.
+func WithMFA(store MFAStore, challenges MFAChallenges) Option {
+	return func(s *Service) { s.mfa, s.challenges = store, challenges }
+}
+
+// TOTPEnrolment is what enrolment answers; the secret is shown this once.
+type TOTPEnrolment struct {
+	Secret      string
+	URL         string
+	QRPNGBase64 string
+}
+
+func (s *Service) mfaReady() error {
+	if s.mfa == nil || s.challenges == nil {
+		return fmt.Errorf("%w: MFA is not configured", ErrUnavailable)
+	}
+	return nil
+}
+
+// startMFA answers a right password for an account with MFA on: a single-use token,
+// 256 bits from the CSPRNG, kept in Redis only as its hash. It is no JWT, so it never
+// passes as a bearer token.
+func (s *Service) startMFA(ctx context.Context, u User, c Client) (TokenPair, error) {
+	if err := s.mfaReady(); err != nil {
+		return TokenPair{}, err
+	}
+	raw, tok := s.newToken(u.ID, "mfa", s.now().Add(MFATokenTTL))
+	if err := s.challenges.Create(ctx, tok.Hash, MFAChallenge{UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent}, MFATokenTTL); err != nil {
+		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return TokenPair{MFARequired: true, MFAToken: raw, User: u}, nil
+}
+
+// LoginMFA finishes a login with a TOTP or a recovery code. Wrong codes count toward
+// the login throttle and burn the token after MFAMaxFailures.
+func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client) (TokenPair, error) {
+	if err := s.allow(ctx, LimitMFA, c.IP, "too_many_attempts"); err != nil {
+		return TokenPair{}, err
+	}
+	if err := s.mfaReady(); err != nil {
+		return TokenPair{}, err
+	}
+	hash, ok := hashToken(mfaToken)
+	if !ok {
+		return TokenPair{}, ErrInvalidMFACode
+	}
+	ch, err := s.challenges.Get(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return TokenPair{}, ErrInvalidMFACode
+	}
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	u, err := s.users.UserByID(ctx, ch.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return TokenPair{}, ErrInvalidMFACode
+	}
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("load user: %w", err)
+	}
+	allowed, wait, err := s.limits.LoginAttempt(ctx, u.Email, c.IP)
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !allowed {
+		return TokenPair{}, &RateLimitedError{Code: "too_many_attempts", Limit: -1, RetryAfter: wait, ResetAfter: wait}
+	}
+	ok, err = s.checkCode(ctx, u.ID, code, true)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if !ok {
+		if err := s.challenges.Fail(ctx, hash, MFAMaxFailures); err != nil {
+			return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		s.loginFailed(ctx, &u, u.Email, "invalid_mfa_code", c)
+		return TokenPair{}, ErrInvalidMFACode
+	}
+	// Single use: of parallel requests with one token only the one that deletes it wins.
+	if taken, err := s.challenges.Take(ctx, hash); err != nil {
+		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	} else if !taken {
+		return TokenPair{}, ErrInvalidMFACode
+	}
+	if u.DisabledAt != nil || !u.MFAEnabled {
+		return TokenPair{}, ErrInvalidMFACode
+	}
+	if err := s.limits.LoginSucceeded(ctx, u.Email, c.IP); err != nil {
+		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	amr := []string{"pwd", "otp"}
+	pair, err := s.openSession(ctx, u, amr, c)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	s.audit(ctx, SubjectLoginSucceeded, map[string]any{"user_id": u.ID, "session_id": pair.SessionID,
+		"amr": amr, "ip": c.IP, "user_agent": c.UserAgent})
+	return pair, nil
+}
+
+// EnrolTOTP creates (or replaces) the caller's pending TOTP secret.
+func (s *Service) EnrolTOTP(ctx context.Context, p Principal) (TOTPEnrolment, error) {
+	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
+		return TOTPEnrolment{}, err
+	}
+	if err := s.mfaReady(); err != nil {
+		return TOTPEnrolment{}, err
+	}
+	u, err := s.users.UserByID(ctx, p.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return TOTPEnrolment{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return TOTPEnrolment{}, fmt.Errorf("load user: %w", err)
+	}
+	if u.MFAEnabled {
+		return TOTPEnrolment{}, ErrMFAAlreadyEnabled
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: totpIssuer, AccountName: u.Email, Period: totpPeriod,
+		SecretSize: 20, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return TOTPEnrolment{}, fmt.Errorf("generate totp: %w", err)
+	}
+	if err := s.mfa.SavePendingTOTP(ctx, u.ID, key.Secret()); err != nil {
+		return TOTPEnrolment{}, err
+	}
+	out := TOTPEnrolment{Secret: key.Secret(), URL: key.URL()}
+	if img, err := key.Image(256, 256); err == nil {
+		var buf bytes.Buffer
+		if png.Encode(&buf, img) == nil {
+			out.QRPNGBase64 = base64.StdEncoding.EncodeToString(buf.Bytes())
+		}
+	}
+	return out, nil
+}
+
+// ConfirmTOTP turns MFA on with a code of the pending secret and hands out the
+// recovery codes, shown this once and stored hashed.
+func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]string, error) {
+	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
+		return nil, err
+	}
+	if err := s.mfaReady(); err != nil {
+		return nil, err
+	}
+	u, err := s.users.UserByID(ctx, p.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	if u.MFAEnabled {
+		return nil, ErrMFAAlreadyEnabled
+	}
+	sec, err := s.mfa.TOTP(ctx, u.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrWrongMFACode // nothing enrolled
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sec.Confirmed {
+		return nil, ErrMFAAlreadyEnabled
+	}
+	step, ok := s.matchTOTP(sec.Secret, code)
+	if !ok {
+		return nil, ErrWrongMFACode
+	}
+	codes := make([]string, RecoveryCodes)
+	hashes := make([][]byte, RecoveryCodes)
+	for i := range codes {
+		codes[i] = newRecoveryCode()
+		hashes[i] = recoveryHash(codes[i])
+	}
+	ev := Event{Subject: SubjectMFAEnabled, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}
+	if err := s.mfa.ConfirmTOTP(ctx, u.ID, sec.Secret, step, hashes, ev); errors.Is(err, ErrInvalidMFACode) {
+		return nil, ErrWrongMFACode
+	} else if err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// DisableTOTP turns MFA off with a current TOTP or a recovery code.
+func (s *Service) DisableTOTP(ctx context.Context, p Principal, code string) error {
+	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
+		return err
+	}
+	if err := s.mfaReady(); err != nil {
+		return err
+	}
+	u, err := s.users.UserByID(ctx, p.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return ErrUnauthenticated
+	}
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if !u.MFAEnabled {
+		return ErrMFANotEnabled
+	}
+	ok, err := s.checkCode(ctx, u.ID, code, true)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrWrongMFACode
+	}
+	ev := Event{Subject: SubjectMFADisabled, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}
+	return s.mfa.DisableTOTP(ctx, u.ID, ev)
+}
+
+// checkCode accepts a TOTP of the confirmed secret (once per step, never an older
+// step) or, when allowed, an unused recovery code, which it spends.
+func (s *Service) checkCode(ctx context.Context, userID, code string, recovery bool) (bool, error) {
+	code = normalizeCode(code)
+	if len(code) == 6 && isDigits(code) {
+		sec, err := s.mfa.TOTP(ctx, userID)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !sec.Confirmed {
+			return false, nil
+		}
+		step, ok := s.matchTOTP(sec.Secret, code)
+		if !ok {
+			return false, nil
+		}
+		return s.mfa.UseTOTPStep(ctx, userID, step)
+	}
+	if recovery && len(code) == recoveryLen {
+		return s.mfa.UseRecoveryCode(ctx, userID, recoveryHash(code))
+	}
+	return false, nil
+}
+
+// matchTOTP returns the newest step within ±skew of now whose code is code.
+func (s *Service) matchTOTP(secret, code string) (int64, bool) {
+	code = normalizeCode(code)
+	if len(code) != 6 || !isDigits(code) {
+		return 0, false
+	}
+	now := s.now().Unix() / totpPeriod
+	opts := hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	for d := int64(totpSkew); d >= -totpSkew; d-- {
+		step := now + d
+		if step < 1 {
+			continue
+		}
+		want, err := hotp.GenerateCodeCustom(secret, uint64(step), opts)
+		if err != nil {
+			return 0, false
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step, true
+		}
+	}
+	return 0, false
+}
+
+// Recovery codes: 10 characters of Crockford's base32 (50 bits), shown as XXXXX-XXXXX.
+const (
+	recoveryAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	recoveryLen      = 10
+)
+
+func newRecoveryCode() string {
+	var b [recoveryLen]byte
+	_, _ = rand.Read(b[:])
+	out := make([]byte, 0, recoveryLen+1)
+	for i, c := range b {
+		if i == recoveryLen/2 {
+			out = append(out, '-')
+		}
+		out = append(out, recoveryAlphabet[c&31])
+	}
+	return string(out)
+}
+
+func recoveryHash(code string) []byte {
+	sum := sha256.Sum256([]byte(normalizeCode(code)))
+	return sum[:]
+}
+
+func normalizeCode(code string) string {
+	if len(code) > 64 {
+		return ""
+	}
+	code = strings.ToUpper(strings.NewReplacer(" ", "", "-", "", "\t", "").Replace(code))
+	return code
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}

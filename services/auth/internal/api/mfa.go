@@ -1,0 +1,94 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/services/auth/internal/account"
+)
+
+// mfaRequiredView answers a right password for an account with MFA on: no tokens.
+type mfaRequiredView struct {
+	MFARequired bool   `json:"mfa_required"`
+	MFAToken    string `json:"mfa_token"`
+}
+
+type loginMFARequest struct {
+	MFAToken string `json:"mfa_token"`
+	Code     string `json:"code"`
+}
+
+func (h *Handler) loginMFA(c echo.Context) error {
+	pair, err := h.loginMFAPair(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewPair(pair))
+}
+
+// loginMFAPair is the second login step of both versions; they differ only in how they
+// render the pair.
+func (h *Handler) loginMFAPair(c echo.Context) (account.TokenPair, error) {
+	var req loginMFARequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return account.TokenPair{}, err
+	}
+	if req.MFAToken == "" || req.Code == "" {
+		return account.TokenPair{}, account.ErrInvalidRequest
+	}
+	return h.svc.LoginMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
+}
+
+type totpEnrolmentView struct {
+	Secret      string `json:"secret"`
+	OTPAuthURL  string `json:"otpauth_url"`
+	QRPNGBase64 string `json:"qr_png_base64,omitempty"`
+}
+
+func (h *Handler) enrolTOTP(c echo.Context) error {
+	if err := httpx.BindJSON(c, &struct{}{}); err != nil {
+		return err
+	}
+	en, err := h.svc.EnrolTOTP(c.Request().Context(), principal(c))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, totpEnrolmentView{Secret: en.Secret, OTPAuthURL: en.URL, QRPNGBase64: en.QRPNGBase64})
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+func (h *Handler) confirmTOTP(c echo.Context) error {
+	var req codeRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Code == "" {
+		return account.ErrInvalidRequest
+	}
+	codes, err := h.svc.ConfirmTOTP(c.Request().Context(), principal(c), req.Code)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string][]string{"recovery_codes": codes})
+}
+
+func (h *Handler) disableTOTP(c echo.Context) error {
+	var req codeRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Code == "" {
+		return account.ErrInvalidRequest
+	}
+	if err := h.svc.DisableTOTP(c.Request().Context(), principal(c), req.Code); err != nil {
+		return err
+	}
+	return noContent(c)
+}
