@@ -25,7 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/talentforge/auth/pkg/natstest"
 )
 
 const (
@@ -70,52 +71,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// natsServer is an in-process JetStream server the test can stop and restart on the
-// same port and store, standing in for an outage of the real one.
-type natsServer struct {
-	t    *testing.T
-	dir  string
-	port int
-	srv  *natsserver.Server
-}
-
-func startNATS(t *testing.T) *natsServer {
-	n := &natsServer{t: t, dir: t.TempDir(), port: -1}
-	n.start()
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *natsServer) start() {
-	n.t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: n.port, JetStream: true, StoreDir: n.dir, NoSigs: true})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		n.t.Fatal("nats did not start")
-	}
-	n.srv = srv
-	n.port = srv.Addr().(*net.TCPAddr).Port
-}
-
-func (n *natsServer) stop() {
-	if n.srv != nil {
-		n.srv.Shutdown()
-		n.srv.WaitForShutdown()
-		n.srv = nil
-	}
-}
-
-func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
-
 // stack is auth and the token-worker running as processes.
 type stack struct {
 	t       *testing.T
 	authURL string
 	mail    *mailbox
-	nats    *natsServer
+	nats    *natstest.Server
 }
 
 func freePort(t *testing.T) int {
@@ -144,11 +105,11 @@ func startStack(t *testing.T) *stack {
 	_, _ = rand.Read(key)
 	_, _ = rand.Read(mfaKey)
 
-	s := &stack{t: t, mail: startMailbox(t), nats: startNATS(t)}
+	s := &stack{t: t, mail: startMailbox(t), nats: natstest.Run(t)}
 	authPort, workerPort := freePort(t), freePort(t)
 	env := append(os.Environ(),
 		"DATABASE_URL="+dbURL,
-		"NATS_URL="+s.nats.url(),
+		"NATS_URL="+s.nats.URL(),
 		"EVENT_KEYS=e2e:"+base64.StdEncoding.EncodeToString(key),
 		"MFA_ENCRYPTION_KEYS=e2e:"+base64.StdEncoding.EncodeToString(mfaKey),
 		"JWT_KEYS_DIR="+t.TempDir(),
@@ -344,14 +305,14 @@ func TestSignUpToResetThroughEmails(t *testing.T) {
 // arrives once NATS is back, exactly once.
 func TestEmailSurvivesNATSOutage(t *testing.T) {
 	s := startStack(t)
-	s.nats.stop()
+	s.nats.Stop()
 	email := "e2e-outage-" + randomHex(4) + "@example.com"
 	s.mustPost("/v1/auth/register", map[string]string{"email": email, "password": password}, http.StatusAccepted)
 	time.Sleep(time.Second)
 	if n := len(s.mail.to(email)); n != 0 {
 		t.Fatalf("%d emails while NATS was down", n)
 	}
-	s.nats.start()
+	s.nats.Start()
 	s.waitMail(email, 1)
 	time.Sleep(3 * time.Second) // room for a duplicate to show up
 	got := s.mail.to(email)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sync"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,3 +60,27 @@ func Drop(name string) {
 	defer conn.Close(ctx)
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
+
+// Shared is one database for a whole test binary: made on first use, dropped by Drop
+// (from TestMain).
+type Shared struct {
+	Prefix string
+
+	once      sync.Once
+	name, url string
+	err       error
+}
+
+// URL makes the database on first use and returns its URL; the test fails loudly when
+// PostgreSQL is not there.
+func (s *Shared) URL(t testing.TB) string {
+	t.Helper()
+	s.once.Do(func() { s.name, s.url, s.err = Create(s.Prefix) })
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.url
+}
+
+// Drop removes the database, if it was made.
+func (s *Shared) Drop() { Drop(s.name) }

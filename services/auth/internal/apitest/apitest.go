@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,23 +22,12 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
 
-var (
-	dbOnce sync.Once
-	dbURL  string
-	dbErr  error
-	dbName string
-)
+var shared = migratetest.Shared{Prefix: "auth_test_"}
 
 // Database creates one migrated database for the test binary; DropDatabase drops it.
 func Database(t testing.TB) string {
 	t.Helper()
-	dbOnce.Do(func() {
-		dbName, dbURL, dbErr = migratetest.Create("auth_test_")
-	})
-	if dbErr != nil {
-		t.Fatal(dbErr)
-	}
-	return dbURL
+	return shared.URL(t)
 }
 
 // NewDatabase creates a migrated database for one test and drops it when the test
@@ -56,7 +44,7 @@ func NewDatabase(t testing.TB) string {
 }
 
 // DropDatabase removes the test binary's database; call it from TestMain.
-func DropDatabase() { migratetest.Drop(dbName) }
+func DropDatabase() { shared.Drop() }
 
 // Env is one running auth service.
 type Env struct {

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,27 +23,16 @@ import (
 	"github.com/talentforge/auth/pkg/events"
 )
 
-var (
-	dbOnce sync.Once
-	dbURL  string
-	dbErr  error
-	dbName string
-)
+var shared = migratetest.Shared{Prefix: "worker_test_"}
 
 // Database creates one migrated database for the test binary; DropDatabase drops it.
 func Database(t testing.TB) string {
 	t.Helper()
-	dbOnce.Do(func() {
-		dbName, dbURL, dbErr = migratetest.Create("worker_test_")
-	})
-	if dbErr != nil {
-		t.Fatal(dbErr)
-	}
-	return dbURL
+	return shared.URL(t)
 }
 
 // DropDatabase removes the test binary's database; call it from TestMain.
-func DropDatabase() { migratetest.Drop(dbName) }
+func DropDatabase() { shared.Drop() }
 
 // Conn opens a connection of the test's own to the test database.
 func Conn(t testing.TB) *pgx.Conn {
