@@ -37,6 +37,7 @@ type options struct {
 	corsOrigins     []string
 	gzipSkip        []string
 	gzip            bool
+	openAPI         []byte
 	readTimeout     time.Duration
 	writeTimeout    time.Duration
 	maxHeaderBytes  int
@@ -157,6 +158,9 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 	})
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
+	if o.openAPI != nil {
+		e.GET("/openapi.json", openAPIHandler(o.openAPI))
+	}
 	return s
 }
 

@@ -46,7 +46,6 @@ func New(svc *account.Service, adm *admin.Service, jwks func() ([]byte, error), 
 func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/.well-known/jwks.json", h.jwksDoc)
 	e.GET("/.well-known/openid-configuration", h.openIDConfiguration)
-	h.registerOpenAPI(e)
 
 	// No group middleware: echo would register catch-all routes for a group's
 	// middleware, turning 405 answers into 404. The global per-IP budget runs for

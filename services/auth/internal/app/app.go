@@ -28,6 +28,7 @@ import (
 	"github.com/talentforge/auth/pkg/redisx"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/services/auth/apidoc"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/api"
@@ -200,6 +201,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithProblemJSON("/v2"),
 		httpx.WithErrorMapper(api.MapError),
+		httpx.WithOpenAPI(apidoc.YAML),
 		httpx.WithCORS(cfg.CORSAllowedOrigins),
 		// Token and profile answers are never compressed (BREACH); lists and JWKS are.
 		httpx.WithGzip("/v1/auth", "/v2/auth", "/v1/users", "/v2/users"),

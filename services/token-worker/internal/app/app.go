@@ -21,6 +21,7 @@ import (
 	"github.com/talentforge/auth/pkg/metrics"
 	"github.com/talentforge/auth/pkg/natsx"
 	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/services/token-worker/apidoc"
 	"github.com/talentforge/auth/services/token-worker/internal/audit"
 	"github.com/talentforge/auth/services/token-worker/internal/cleanup"
 	"github.com/talentforge/auth/services/token-worker/internal/consumer"
@@ -153,6 +154,7 @@ func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, 
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		httpx.WithReadyCheck("postgres", a.DB.Ping),
 		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
+		httpx.WithOpenAPI(apidoc.YAML),
 	)
 	return a, nil
 }

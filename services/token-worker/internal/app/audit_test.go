@@ -107,6 +107,30 @@ func TestPartitionsAheadAndHealth(t *testing.T) {
 	if code, body := r.worker.Get(t, "/readyz"); code != 200 || !strings.Contains(body, `"postgres":"ok"`) || !strings.Contains(body, `"nats":"ok"`) {
 		t.Errorf("/readyz = %d %s", code, body)
 	}
+	// The description lists exactly the routes the server has.
+	code, body := r.worker.Get(t, "/openapi.json")
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &doc) != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("/openapi.json = %d %.200s", code, body)
+	}
+	described := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			described[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	for _, rt := range r.worker.App.Server.Echo.Routes() {
+		if !described[rt.Method+" "+rt.Path] {
+			t.Errorf("route %s %s is not in openapi.yaml", rt.Method, rt.Path)
+		}
+		delete(described, rt.Method+" "+rt.Path)
+	}
+	for extra := range described {
+		t.Errorf("openapi.yaml describes %s, which the server does not serve", extra)
+	}
 	to := address(t, "jo")
 	workertest.Publish(t, r.js, event(t, r.keys, "auth.user.email_verified", map[string]any{"email": to, "name": "Jo"}), "")
 	r.relay.WaitFor(t, 1, 10*time.Second)

@@ -35,6 +35,8 @@ func TestEachEmail(t *testing.T) {
 		{"register existing", "auth.email.register_existing", "Someone tried to sign up to TalentForge with your address", false, "", nil, "tried to create a new TalentForge account"},
 		{"password changed", "auth.user.password_changed", "Your TalentForge password was changed", false, "", map[string]any{"how": "change"}, "was changed on"},
 		{"email verified", "auth.user.email_verified", "Your TalentForge email address is confirmed", false, "", nil, "Your email address is confirmed"},
+		{"mfa enabled", "auth.user.mfa_enabled", "Two-step sign-in is on for your TalentForge account", false, "", nil, "Two-step sign-in is now on"},
+		{"mfa disabled", "auth.user.mfa_disabled", "Two-step sign-in was turned off for your TalentForge account", false, "", nil, "Two-step sign-in was turned off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

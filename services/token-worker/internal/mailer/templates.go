@@ -25,10 +25,13 @@ const (
 	KindRegisterExisting Kind = "register_existing"
 	KindPasswordChanged  Kind = "password_changed"
 	KindEmailVerified    Kind = "email_verified"
+	KindMFAEnabled       Kind = "mfa_enabled"
+	KindMFADisabled      Kind = "mfa_disabled"
 )
 
 // Kinds lists every kind.
-var Kinds = []Kind{KindVerification, KindPasswordReset, KindRegisterExisting, KindPasswordChanged, KindEmailVerified}
+var Kinds = []Kind{KindVerification, KindPasswordReset, KindRegisterExisting, KindPasswordChanged, KindEmailVerified,
+	KindMFAEnabled, KindMFADisabled}
 
 var subjects = map[Kind]string{
 	KindVerification:     "Confirm your email address for " + Product,
@@ -36,6 +39,8 @@ var subjects = map[Kind]string{
 	KindRegisterExisting: "Someone tried to sign up to " + Product + " with your address",
 	KindPasswordChanged:  "Your " + Product + " password was changed",
 	KindEmailVerified:    "Your " + Product + " email address is confirmed",
+	KindMFAEnabled:       "Two-step sign-in is on for your " + Product + " account",
+	KindMFADisabled:      "Two-step sign-in was turned off for your " + Product + " account",
 }
 
 // Data is what a template shows. Link and AppURL are built from APP_URL only; nothing

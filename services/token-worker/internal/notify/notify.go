@@ -30,10 +30,13 @@ const (
 	TypeRegisterExisting      = "auth.email.register_existing"
 	TypePasswordChanged       = "auth.user.password_changed"
 	TypeEmailVerified         = "auth.user.email_verified"
+	TypeMFAEnabled            = "auth.user.mfa_enabled"
+	TypeMFADisabled           = "auth.user.mfa_disabled"
 )
 
 // Subjects are the event types this package handles.
-var Subjects = []string{TypeVerificationRequested, TypePasswordResetRequest, TypeRegisterExisting, TypePasswordChanged, TypeEmailVerified}
+var Subjects = []string{TypeVerificationRequested, TypePasswordResetRequest, TypeRegisterExisting, TypePasswordChanged,
+	TypeEmailVerified, TypeMFAEnabled, TypeMFADisabled}
 
 var kinds = map[string]mailer.Kind{
 	TypeVerificationRequested: mailer.KindVerification,
@@ -41,6 +44,8 @@ var kinds = map[string]mailer.Kind{
 	TypeRegisterExisting:      mailer.KindRegisterExisting,
 	TypePasswordChanged:       mailer.KindPasswordChanged,
 	TypeEmailVerified:         mailer.KindEmailVerified,
+	TypeMFAEnabled:            mailer.KindMFAEnabled,
+	TypeMFADisabled:           mailer.KindMFADisabled,
 }
 
 // Paths of the web app that take a token (API.md, Emails).
