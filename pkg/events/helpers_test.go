@@ -5,18 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/talentforge/auth/pkg/natstest"
 	"github.com/talentforge/auth/pkg/natsx"
 	"github.com/talentforge/auth/pkg/postgres"
 )
@@ -120,55 +118,18 @@ func randomKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// natsServer is an in-process NATS server with JetStream, for tests that take NATS
-// down and bring it back: it restarts on the same port with the same store.
+// natsServer is a NATS server of the test's own (natstest), for tests that take NATS
+// down and bring it back.
 type natsServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	srv  *server.Server
+	*natstest.Server
 }
 
-func startNATS(t *testing.T) *natsServer {
-	t.Helper()
-	ns := &natsServer{t: t, port: -1, dir: t.TempDir()}
-	ns.start()
-	t.Cleanup(ns.stop)
-	return ns
-}
-
-func (ns *natsServer) start() {
-	ns.t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: ns.port, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: ns.dir,
-		JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 4 << 30,
-	})
-	if err != nil {
-		ns.t.Fatalf("nats server: %v", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		ns.t.Fatal("nats server did not start")
-	}
-	ns.srv = srv
-	ns.port = srv.Addr().(*net.TCPAddr).Port
-}
-
-func (ns *natsServer) stop() {
-	if ns.srv != nil {
-		ns.srv.Shutdown()
-		ns.srv.WaitForShutdown()
-		ns.srv = nil
-	}
-}
-
-func (ns *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", ns.port) }
+func startNATS(t *testing.T) *natsServer { return &natsServer{natstest.Run(t)} }
 
 // connect opens a client the way the services do (reconnecting forever).
 func (ns *natsServer) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := natsx.Connect(ns.url(), "events-test")
+	nc, err := natsx.Connect(ns.URL(), "events-test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -336,7 +336,7 @@ func TestRelayKeepsRowsWhileNATSIsDown(t *testing.T) {
 	relay := fastRelay(t, db, js, WithMetrics(reg), WithBackoff(300*time.Millisecond, 2*time.Second))
 	ctx := context.Background()
 
-	ns.stop()
+	ns.Stop()
 	evs := enqueue(t, db, keys, 3, "auth.email.password_reset_requested", func(i int) map[string]any {
 		p := userPayload(i)
 		p["token"] = "reset-token"
@@ -380,7 +380,7 @@ func TestRelayKeepsRowsWhileNATSIsDown(t *testing.T) {
 
 	// NATS comes back on the same port with the same store: each event is on the
 	// stream exactly once, even if a publish buffered during the outage went out too.
-	ns.start()
+	ns.Start()
 	waitFor(t, 15*time.Second, "the relay to publish after the outage", func() bool {
 		_, _ = relay.PublishPending(ctx)
 		return pending(t, db) == 0
@@ -402,7 +402,7 @@ func TestRelayKeepsRowsWhileNATSIsDown(t *testing.T) {
 func TestRelayRunStartsWhileNATSIsDown(t *testing.T) {
 	db, _ := testDB(t)
 	ns := startNATS(t)
-	nc, err := nats.Connect(ns.url(), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
+	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +412,7 @@ func TestRelayRunStartsWhileNATSIsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns.stop() // down before the stream was ever created
+	ns.Stop() // down before the stream was ever created
 	keys, _ := testKeyring(t, "k1")
 	evs := enqueue(t, db, keys, 5, "auth.user.registered", userPayload)
 
@@ -425,7 +425,7 @@ func TestRelayRunStartsWhileNATSIsDown(t *testing.T) {
 	if n := pending(t, db); n != len(evs) {
 		t.Fatalf("%d pending with NATS down, want %d", n, len(evs))
 	}
-	ns.start()
+	ns.Start()
 	waitFor(t, 20*time.Second, "Run to create the stream and publish", func() bool { return pending(t, db) == 0 })
 	counts := countByID(streamMsgs(t, js))
 	for _, ev := range evs {

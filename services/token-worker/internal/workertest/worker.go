@@ -34,7 +34,7 @@ func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts 
 	t.Helper()
 	vars := Env{
 		"DATABASE_URL":                       Database(t),
-		"NATS_URL":                           n.URL,
+		"NATS_URL":                           n.URL(),
 		"SMTP_HOST":                          relay.Host,
 		"SMTP_PORT":                          strconv.Itoa(relay.Port),
 		"SMTP_FROM":                          "no-reply@talentforge.test",

@@ -9,18 +9,16 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talentforge/auth/migrations/migratetest"
 	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/natstest"
 )
 
 var shared = migratetest.Shared{Prefix: "worker_test_"}
@@ -54,64 +52,19 @@ func RandomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// NATS is an in-process NATS server with JetStream, owned by one test, so the test can
-// stop and restart it.
+// NATS is a NATS server with JetStream of one test's own (natstest), which the test
+// can stop and restart.
 type NATS struct {
-	t      testing.TB
-	Server *server.Server
-	URL    string
-	port   int
-	dir    string
+	*natstest.Server
 }
 
 // StartNATS starts a NATS server on a free port; it stops with the test.
-func StartNATS(t testing.TB) *NATS {
-	t.Helper()
-	n := &NATS{t: t, port: -1, dir: t.TempDir()}
-	n.start()
-	t.Cleanup(n.Stop)
-	return n
-}
-
-func (n *NATS) start() {
-	n.t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: n.port, JetStream: true, StoreDir: n.dir,
-		NoLog: true, NoSigs: true, JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 4 << 30,
-	})
-	if err != nil {
-		n.t.Fatalf("nats server: %v", err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		n.t.Fatal("nats server not ready")
-	}
-	n.Server = s
-	n.URL = s.ClientURL()
-	_, port, _ := net.SplitHostPort(s.Addr().String())
-	n.port, _ = strconv.Atoi(port)
-}
-
-// Stop shuts the server down (an outage); Restart brings it back with its data.
-func (n *NATS) Stop() {
-	if n.Server != nil {
-		n.Server.Shutdown()
-		n.Server.WaitForShutdown()
-		n.Server = nil
-	}
-}
-
-// Restart starts the server again on the same port with the same store.
-func (n *NATS) Restart() {
-	n.t.Helper()
-	n.Stop()
-	n.start()
-}
+func StartNATS(t testing.TB) *NATS { return &NATS{natstest.Run(t)} }
 
 // JetStream connects a client of the test's own.
 func (n *NATS) JetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(n.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatalf("connect to nats: %v", err)
 	}
