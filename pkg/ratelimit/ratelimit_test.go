@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,35 +12,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/talentforge/auth/pkg/redistest"
 )
-
-// testRedisOptions reads REDIS_URL (default the local Redis). Redis must be running:
-// CI starts it, so a missing one fails the test instead of skipping it.
-func testRedisOptions(t *testing.T) *redis.Options {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REDIS_URL: %v", err)
-	}
-	return opts
-}
-
-// testRedis is a fresh client on the shared Redis, closed when the test ends.
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	rdb := redis.NewClient(testRedisOptions(t))
-	t.Cleanup(func() { _ = rdb.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis must be running (CI starts it): %v", err)
-	}
-	return rdb
-}
 
 // deadRedis is a client whose server does not exist: any command fails at once.
 func deadRedis(t *testing.T) *redis.Client {
@@ -193,7 +166,7 @@ func TestParseLimit(t *testing.T) {
 
 func TestLimiterAllowsBudgetThenRefuses(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	prefix := "rltest:" + unique(t) + ":"
 	cleanupPattern(t, rdb, prefix+"*")
 	l := NewLimiter(rdb)
@@ -247,7 +220,7 @@ func TestLimiterAllowsBudgetThenRefuses(t *testing.T) {
 
 func TestLimiterRetryAfterIsWhenTheNextEventFits(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	prefix := "rltest:" + unique(t) + ":"
 	cleanupPattern(t, rdb, prefix+"*")
 	l := NewLimiter(rdb)
@@ -295,8 +268,8 @@ func TestLimiterOffLimitAllowsWithoutRedis(t *testing.T) {
 
 func TestLimiterSharedBetweenInstances(t *testing.T) {
 	t.Parallel()
-	opts := testRedisOptions(t)
-	rdb1 := testRedis(t)
+	opts := redistest.Options(t)
+	rdb1 := redistest.Client(t)
 	rdb2 := redis.NewClient(opts) // a second connection pool: another replica
 	t.Cleanup(func() { _ = rdb2.Close() })
 	key := "rltest:" + unique(t) + ":shared"
@@ -336,7 +309,7 @@ func TestLimiterFailsClosedWhenRedisIsDown(t *testing.T) {
 
 func TestThrottleWaitStartsAtThresholdDoublesAndCaps(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	account := "throttle-" + unique(t) + "@example.com"
 	const ip = "203.0.113.10"
 	th, clock := newClockedThrottle(t, rdb, ThrottleConfig{
@@ -377,7 +350,7 @@ func TestThrottleWaitStartsAtThresholdDoublesAndCaps(t *testing.T) {
 
 func TestThrottleAccountsAreIndependent(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	marker := unique(t)
 	a, b := "a-"+marker+"@example.com", "b-"+marker+"@example.com"
 	const ip = "203.0.113.11"
@@ -394,7 +367,7 @@ func TestThrottleAccountsAreIndependent(t *testing.T) {
 
 func TestThrottlePerIPThresholdComesFirst(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	account := "perip-" + unique(t) + "@example.com"
 	th, clock := newClockedThrottle(t, rdb, ThrottleConfig{
 		Failures: 10, FailuresPerIP: 3, WaitIncrement: time.Second, MaxWait: time.Minute,
@@ -424,7 +397,7 @@ func TestThrottlePerIPThresholdComesFirst(t *testing.T) {
 
 func TestThrottleAccountThresholdHoldsAcrossIPs(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	account := "rotate-" + unique(t) + "@example.com"
 	th, _ := newClockedThrottle(t, rdb, ThrottleConfig{
 		Failures: 5, FailuresPerIP: 3, WaitIncrement: 2 * time.Second, MaxWait: time.Minute,
@@ -450,7 +423,7 @@ func TestThrottleParallelAttemptsNeverOverrunTheThreshold(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rdb := testRedis(t)
+			rdb := redistest.Client(t)
 			account := "parallel-" + unique(t) + "@example.com"
 			th := NewThrottle(rdb, tc.cfg)
 			cleanupThrottle(t, rdb, th, account)
@@ -494,7 +467,7 @@ func TestThrottleParallelAttemptsNeverOverrunTheThreshold(t *testing.T) {
 
 func TestThrottleCountersExpire(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	const ip = "203.0.113.40"
 
@@ -572,7 +545,7 @@ func TestThrottleCountersExpire(t *testing.T) {
 
 func TestThrottleKeysHoldNoAddress(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	marker := unique(t)
 	account := "victim." + marker + "@example.com"
@@ -628,7 +601,7 @@ func TestGuardDisabledAllowsEverythingAndTouchesNoKey(t *testing.T) {
 	})
 
 	t.Run("no key written", func(t *testing.T) {
-		rdb := testRedis(t)
+		rdb := redistest.Client(t)
 		marker := unique(t)
 		ip := "ip-" + marker
 		account := "guard-" + marker + "@example.com"
@@ -657,7 +630,7 @@ func TestGuardDisabledAllowsEverythingAndTouchesNoKey(t *testing.T) {
 
 func TestGuardEnabled(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	marker := unique(t)
 	ip := "ip-" + marker

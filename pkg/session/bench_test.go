@@ -2,34 +2,16 @@ package session
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
+
+	"github.com/talentforge/auth/pkg/redistest"
 )
 
-func benchRedis(b *testing.B) *redis.Client {
-	b.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	b.Cleanup(func() { _ = rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		b.Fatalf("Redis must be running: %v", err)
-	}
-	return rdb
-}
-
 func benchSessions(b *testing.B, n int) (*Store, []string, []string, string) {
-	rdb := benchRedis(b)
+	rdb := redistest.Client(b)
 	s := New(rdb)
 	uid := uuid.NewString()
 	b.Cleanup(func() { _, _ = s.RevokeAll(context.Background(), uid, "") })

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,29 +13,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
-)
 
-// testRedis connects to REDIS_URL (default redis://127.0.0.1:6379/0) and fails
-// the test if Redis is unreachable: these tests must never be skipped.
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("bad REDIS_URL %q: %v", url, err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("redis not reachable at %s: %v", url, err)
-	}
-	return rdb
-}
+	"github.com/talentforge/auth/pkg/redistest"
+)
 
 // newUser returns a fresh user id whose keys are deleted after the test.
 func newUser(t *testing.T, rdb *redis.Client) string {
@@ -120,7 +99,7 @@ func wantGone(t *testing.T, s *Store, uid, sid string) {
 
 func TestCreateGet(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	clk := newClock()
 	s := New(rdb, WithClock(clk.Now), WithMaxAge(48*time.Hour))
 	ctx := context.Background()
@@ -172,7 +151,7 @@ func sameSession(a, b Session) bool {
 
 func TestRefreshRotatesWithGrace(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	clk := newClock()
 	s := New(rdb, WithClock(clk.Now), WithReuseGrace(10*time.Second))
 	uid := newUser(t, rdb)
@@ -207,7 +186,7 @@ func TestRefreshRotatesWithGrace(t *testing.T) {
 
 func TestReplayOfOlderTokenKillsSession(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	s := New(rdb) // default 10s grace: every replay below is within it
 	tests := []struct {
 		name   string
@@ -237,7 +216,7 @@ func TestReplayOfOlderTokenKillsSession(t *testing.T) {
 // stranger end somebody's session: it is refused and the session lives on.
 func TestForgedSecretDoesNotEndSession(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	s := New(rdb)
 	uid := newUser(t, rdb)
 	sess, rt0 := mustCreate(t, s, uid)
@@ -254,7 +233,7 @@ func TestForgedSecretDoesNotEndSession(t *testing.T) {
 // without ending the session, a younger one still counts as reuse.
 func TestReuseHistoryBound(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	s := New(rdb, WithReuseGrace(0))
 	uid := newUser(t, rdb)
 	sess, rt := mustCreate(t, s, uid)
@@ -273,7 +252,7 @@ func TestReuseHistoryBound(t *testing.T) {
 
 func TestParallelRefreshSingleSuccessor(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	s := New(rdb)
 	uid := newUser(t, rdb)
 	sess, rt0 := mustCreate(t, s, uid)
@@ -316,7 +295,7 @@ func TestParallelRefreshSingleSuccessor(t *testing.T) {
 
 func TestIdleTTL(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 
 	t.Run("PTTL follows min(idle, absolute remaining)", func(t *testing.T) {
@@ -359,7 +338,7 @@ func TestIdleTTL(t *testing.T) {
 
 func TestMaxAge(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	clk := newClock()
 	s := New(rdb, WithClock(clk.Now), WithMaxAge(time.Hour), WithIdleTTL(2*time.Hour))
@@ -381,7 +360,7 @@ func TestMaxAge(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	clk := newClock()
 	s := New(rdb, WithClock(clk.Now))
@@ -428,7 +407,7 @@ func TestRevoke(t *testing.T) {
 
 func TestRevokeWinsAgainstRefresh(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	s := New(rdb)
 	uid := newUser(t, rdb)
@@ -457,7 +436,7 @@ func TestRevokeWinsAgainstRefresh(t *testing.T) {
 
 func TestList(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	clk := newClock()
 	s := New(rdb, WithClock(clk.Now), WithMaxAge(time.Hour))
@@ -511,7 +490,7 @@ func TestList(t *testing.T) {
 
 func TestMaxSessionsDropsOldest(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	clk := newClock()
 	s := New(rdb, WithClock(clk.Now), WithMaxSessions(3))
@@ -541,7 +520,7 @@ func TestMaxSessionsDropsOldest(t *testing.T) {
 
 func TestGarbageTokens(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	s := New(rdb)
 	uid := newUser(t, rdb)
 	_, rt := mustCreate(t, s, uid)
@@ -621,7 +600,7 @@ func TestTokenFormat(t *testing.T) {
 
 func TestRedisHoldsNoRawSecret(t *testing.T) {
 	t.Parallel()
-	rdb := testRedis(t)
+	rdb := redistest.Client(t)
 	ctx := context.Background()
 	s := New(rdb)
 	uid := newUser(t, rdb)
