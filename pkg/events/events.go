@@ -16,13 +16,18 @@ import (
 // and the JetStream message id (Nats-Msg-Id) equals ID, so a republished event is
 // dropped by the stream's duplicate window.
 type Envelope struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	UserID     string          `json:"user_id,omitempty"`  // the user the event is about
-	ActorID    string          `json:"actor_id,omitempty"` // who caused it, when not the user
-	RequestID  string          `json:"request_id,omitempty"`
-	Payload    json.RawMessage `json:"payload"`
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	OccurredAt time.Time `json:"occurred_at"`
+	UserID     string    `json:"user_id,omitempty"`  // the user the event is about
+	ActorID    string    `json:"actor_id,omitempty"` // who caused it, when not the user
+	RequestID  string    `json:"request_id,omitempty"`
+	// Traceparent and Tracestate are the W3C trace context of the request that wrote
+	// the event (SetTraceContext), so the relay's publish and the consumers' processing
+	// join that request's trace although the event waited in the outbox. Optional.
+	Traceparent string          `json:"traceparent,omitempty"`
+	Tracestate  string          `json:"tracestate,omitempty"`
+	Payload     json.RawMessage `json:"payload"`
 }
 
 // The stream that carries every event.

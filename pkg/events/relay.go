@@ -13,8 +13,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/talentforge/auth/pkg/natsx"
 	"github.com/talentforge/auth/pkg/postgres"
 )
 
@@ -31,9 +36,11 @@ type Relay struct {
 	log *zap.Logger
 	o   relayOptions
 
+	tracer    trace.Tracer
 	published prometheus.Counter
 	failures  prometheus.Counter
 	pending   prometheus.Gauge
+	oldest    prometheus.Gauge
 }
 
 type relayOptions struct {
@@ -89,7 +96,7 @@ func WithPublishTimeout(d time.Duration) RelayOption {
 }
 
 // WithMetrics registers outbox_published_total, outbox_publish_failures_total and the
-// outbox_pending gauge on reg (a *metrics.Registry works). Relays of one process may
+// outbox_pending and outbox_oldest_pending_age_seconds gauges on reg (a *metrics.Registry works). Relays of one process may
 // share a registry: the second one reuses the first one's collectors.
 func WithMetrics(reg prometheus.Registerer) RelayOption {
 	return func(o *relayOptions) { o.reg = reg }
@@ -115,6 +122,7 @@ func NewRelay(db *postgres.DB, js jetstream.JetStream, log *zap.Logger, opts ...
 	}
 	r := &Relay{
 		db: db, js: js, log: log.Named("outbox"), o: o,
+		tracer: otel.Tracer("github.com/talentforge/auth/pkg/events"),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outbox_published_total", Help: "Outbox events published to JetStream (a duplicate ack counts).",
 		}),
@@ -124,11 +132,15 @@ func NewRelay(db *postgres.DB, js jetstream.JetStream, log *zap.Logger, opts ...
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "outbox_pending", Help: "Outbox events not yet published, as last counted.",
 		}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outbox_oldest_pending_age_seconds", Help: "Age of the oldest outbox event not yet published, as last counted (0: none).",
+		}),
 	}
 	if o.reg != nil {
 		r.published = register(o.reg, r.published)
 		r.failures = register(o.reg, r.failures)
 		r.pending = register(o.reg, r.pending)
+		r.oldest = register(o.reg, r.oldest)
 	}
 	return r
 }
@@ -222,13 +234,20 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// Pending counts the rows not yet published and sets the outbox_pending gauge.
+// Pending counts the rows not yet published and sets the outbox_pending gauge, and
+// outbox_oldest_pending_age_seconds to the age of the oldest of them (0 when none): a
+// backlog that only grows older is a stuck relay even while it stays small.
 func (r *Relay) Pending(ctx context.Context) (int64, error) {
-	n, err := r.db.NewSelect().Table("outbox").Where("published_at IS NULL").Count(ctx)
-	if err != nil {
+	var (
+		n   int64
+		age float64
+	)
+	if err := r.db.NewRaw(`SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+		FROM outbox WHERE published_at IS NULL`).Scan(ctx, &n, &age); err != nil {
 		return 0, fmt.Errorf("outbox: count pending: %w", err)
 	}
 	r.pending.Set(float64(n))
+	r.oldest.Set(max(age, 0))
 	return n, nil
 }
 
@@ -327,13 +346,28 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	return len(sent), nil
 }
 
+// publish sends one row and waits for its PubAck. Its producer span is a child of the
+// trace context the envelope was written with (the request's), and goes with the
+// message in its traceparent header, so the consumers' spans join that trace.
 func (r *Relay) publish(ctx context.Context, row outboxRow) error {
 	ctx, cancel := context.WithTimeout(ctx, r.o.publishTimeout)
 	defer cancel()
+	ctx, span := r.tracer.Start(envelopeTraceContext(ctx, row.Payload), "send "+row.Subject,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(row.Subject),
+			semconv.MessagingMessageID(row.ID.String()),
+		))
+	defer span.End()
 	msg := &nats.Msg{Subject: row.Subject, Data: row.Payload, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, row.ID.String())
+	natsx.InjectTrace(ctx, msg)
 	ack, err := r.js.PublishMsg(ctx, msg)
 	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
 		return err
 	}
 	if ack.Duplicate {

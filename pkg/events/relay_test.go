@@ -259,6 +259,9 @@ func TestRelayPublishesPendingRows(t *testing.T) {
 	if v := metricValue(t, reg, "outbox_pending"); v != 5 {
 		t.Fatalf("outbox_pending = %v", v)
 	}
+	if v := metricValue(t, reg, "outbox_oldest_pending_age_seconds"); v < 0 || v > 60 {
+		t.Fatalf("outbox_oldest_pending_age_seconds = %v", v)
+	}
 
 	if n, err := relay.PublishPending(ctx); err != nil || n != 5 {
 		t.Fatalf("PublishPending = %d, %v; want 5", n, err)
@@ -308,7 +311,8 @@ func TestRelayPublishesPendingRows(t *testing.T) {
 	if v := metricValue(t, reg, "outbox_publish_failures_total"); v != 0 {
 		t.Fatalf("outbox_publish_failures_total = %v", v)
 	}
-	if n, _ := relay.Pending(ctx); n != 0 || metricValue(t, reg, "outbox_pending") != 0 {
+	if n, _ := relay.Pending(ctx); n != 0 || metricValue(t, reg, "outbox_pending") != 0 ||
+		metricValue(t, reg, "outbox_oldest_pending_age_seconds") != 0 {
 		t.Fatalf("Pending = %d after publishing everything", n)
 	}
 	// A second relay in the same process shares the collectors.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/logging"
@@ -63,8 +64,13 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		req := c.Request()
 		rid := c.Response().Header().Get(echo.HeaderXRequestID)
-		// Lazy: the field is encoded only if this request logs at all (sampling).
+		// Lazy: the fields are encoded only if this request logs at all (sampling). The
+		// trace ids join the line to the request's trace (traceRequests runs before).
 		log := s.log.WithLazy(zap.String("request_id", rid))
+		sc := trace.SpanContextFromContext(req.Context())
+		if sc.IsValid() {
+			log = log.WithLazy(zap.Stringer(logging.TraceIDKey, sc.TraceID()), zap.Stringer(logging.SpanIDKey, sc.SpanID()))
+		}
 		c.SetRequest(req.WithContext(logging.WithLogger(req.Context(), log)))
 		s.reg.HTTPInFlight.Inc()
 		defer s.reg.HTTPInFlight.Dec()
@@ -80,7 +86,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		status := c.Response().Status
 		elapsed := time.Since(start)
 		s.reg.HTTPRequests.WithLabelValues(route, req.Method, strconv.Itoa(status)).Inc()
-		s.reg.HTTPDuration.WithLabelValues(route, req.Method).Observe(elapsed.Seconds())
+		s.reg.ObserveHTTPDuration(route, req.Method, elapsed, sc)
 		if route != "/healthz" && route != "/readyz" && route != "/metrics" && s.sampled(status, elapsed) {
 			log.Info("request",
 				zap.String("method", req.Method), zap.String("route", route),

@@ -124,7 +124,8 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 	e.IPExtractor = ipExtractor(o.trustedProxies)
 	e.Use(
 		requestID,
-		s.observe, // outermost after the id: it sees panics turned into 500s
+		traceRequests, // before observe, so its log line and exemplar carry the trace id
+		s.observe,     // outermost after the id and span: it sees panics turned into 500s
 		s.recoverPanics,
 		securityHeaders,
 	)

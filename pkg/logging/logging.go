@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -44,10 +45,38 @@ func WithLogger(ctx context.Context, l *zap.Logger) context.Context {
 	return context.WithValue(ctx, ctxKey{}, l)
 }
 
-// From returns the request-scoped logger, or fallback when ctx carries none.
+// From returns the request-scoped logger, or fallback when ctx carries none. The
+// request-scoped logger carries the request's trace_id and span_id (see TraceFields);
+// fallback gets them added when ctx belongs to a span, so every line written with a
+// traced context joins its trace.
 func From(ctx context.Context, fallback *zap.Logger) *zap.Logger {
 	if l, ok := ctx.Value(ctxKey{}).(*zap.Logger); ok {
 		return l
 	}
-	return fallback
+	return WithTrace(ctx, fallback)
+}
+
+// Names of the fields that join a log line to its trace.
+const (
+	TraceIDKey = "trace_id"
+	SpanIDKey  = "span_id"
+)
+
+// TraceFields are trace_id and span_id of ctx's span, nil when ctx has none. A span
+// that is not sampled still has ids (propagated from the caller), and they are logged.
+func TraceFields(ctx context.Context) []zap.Field {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return nil
+	}
+	return []zap.Field{zap.Stringer(TraceIDKey, sc.TraceID()), zap.Stringer(SpanIDKey, sc.SpanID())}
+}
+
+// WithTrace returns l with the trace_id and span_id of ctx's span, or l itself when
+// ctx has none. The fields are encoded only if the logger writes a line.
+func WithTrace(ctx context.Context, l *zap.Logger) *zap.Logger {
+	if f := TraceFields(ctx); f != nil {
+		return l.WithLazy(f...)
+	}
+	return l
 }

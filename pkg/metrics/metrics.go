@@ -4,10 +4,12 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Registry is a process registry with the Go runtime and process collectors.
@@ -45,7 +47,25 @@ func New(service string) *Registry {
 	return r
 }
 
-// Handler serves the registry in the Prometheus text format.
+// ExemplarTraceID is the exemplar label that carries the trace id.
+const ExemplarTraceID = "trace_id"
+
+// ObserveHTTPDuration records one request's latency. When the request's span is sampled
+// the observation carries the trace id as its exemplar, so a latency spike on a
+// dashboard leads to a trace that has it.
+func (r *Registry) ObserveHTTPDuration(route, method string, d time.Duration, sc trace.SpanContext) {
+	o := r.HTTPDuration.WithLabelValues(route, method)
+	if sc.IsSampled() {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(d.Seconds(), prometheus.Labels{ExemplarTraceID: sc.TraceID().String()})
+			return
+		}
+	}
+	o.Observe(d.Seconds())
+}
+
+// Handler serves the registry in the Prometheus text format, or in OpenMetrics (which
+// carries the exemplars) to a scraper that asks for it in Accept.
 func (r *Registry) Handler() http.Handler {
-	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{Registry: r.Registry})
+	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{Registry: r.Registry, EnableOpenMetrics: true})
 }

@@ -63,7 +63,7 @@ func open(url string, o Options) (*bun.DB, error) {
 		sqldb.SetMaxIdleConns(o.MaxOpenConns)
 	}
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-	return bun.NewDB(sqldb, pgdialect.New()), nil
+	return bun.NewDB(sqldb, pgdialect.New()).WithQueryHook(newTracingHook(cfg.Database, cfg.Host, cfg.Port)), nil
 }
 
 // Reader returns a replica for reads that tolerate lag, or the primary without replicas.

@@ -6,6 +6,8 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -97,4 +99,19 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim Limit) (Decision, e
 		d.RetryAfter = 0
 	}
 	return d, nil
+}
+
+// Headers are the answer headers of a refused decision: Retry-After and, for a budget,
+// RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (IETF draft fields), in whole
+// seconds rounded up.
+func (d Decision) Headers() http.Header {
+	secs := func(t time.Duration) string { return strconv.Itoa(max(1, int(math.Ceil(t.Seconds())))) }
+	h := http.Header{}
+	h.Set("Retry-After", secs(d.RetryAfter))
+	if d.Limit >= 0 {
+		h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+		h.Set("RateLimit-Remaining", strconv.Itoa(max(0, d.Remaining)))
+		h.Set("RateLimit-Reset", secs(d.ResetAfter))
+	}
+	return h
 }

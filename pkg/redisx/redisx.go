@@ -5,6 +5,7 @@ package redisx
 import (
 	"fmt"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -14,10 +15,28 @@ type Options struct {
 	ClusterAddrs   []string
 	SentinelAddrs  []string
 	SentinelMaster string
+	// PoolSize and MinIdleConns size the connection pool (per node for Cluster); zero
+	// keeps go-redis' defaults (10 per GOMAXPROCS, none kept idle). A pool_size or
+	// min_idle_conns in URL wins for a single node.
+	PoolSize, MinIdleConns int
 }
 
-// New returns a client; it does not ping.
+// New returns a client; it does not ping. Every command and pipeline is a client span
+// of the global tracer provider (a no-op while tracing is off), with the command name
+// but never its arguments (session and token hashes, addresses).
 func New(o Options) (redis.UniversalClient, error) {
+	c, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := redisotel.InstrumentTracing(c, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("redis tracing: %w", err)
+	}
+	return c, nil
+}
+
+func newClient(o Options) (redis.UniversalClient, error) {
 	// Auth and TLS settings of the URL also apply to Cluster and Sentinel nodes.
 	base, err := redis.ParseURL(o.URL)
 	if err != nil {
@@ -27,13 +46,21 @@ func New(o Options) (redis.UniversalClient, error) {
 	case len(o.ClusterAddrs) > 0:
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: o.ClusterAddrs, Username: base.Username, Password: base.Password, TLSConfig: base.TLSConfig,
+			PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		}), nil
 	case len(o.SentinelAddrs) > 0:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: o.SentinelMaster, SentinelAddrs: o.SentinelAddrs,
 			Username: base.Username, Password: base.Password, DB: base.DB, TLSConfig: base.TLSConfig,
+			PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
 		}), nil
 	default:
+		if base.PoolSize == 0 {
+			base.PoolSize = o.PoolSize
+		}
+		if base.MinIdleConns == 0 {
+			base.MinIdleConns = o.MinIdleConns
+		}
 		return redis.NewClient(base), nil
 	}
 }

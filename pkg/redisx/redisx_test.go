@@ -122,3 +122,22 @@ func TestNewTopologies(t *testing.T) {
 		}
 	})
 }
+
+func TestNewPoolSize(t *testing.T) {
+	c, err := New(Options{URL: "redis://127.0.0.1:6379/0", PoolSize: 77, MinIdleConns: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if o := c.(*redis.Client).Options(); o.PoolSize != 77 || o.MinIdleConns != 5 {
+		t.Fatalf("PoolSize, MinIdleConns = %d, %d; want 77, 5", o.PoolSize, o.MinIdleConns)
+	}
+	c2, err := New(Options{URL: "redis://127.0.0.1:6379/0?pool_size=9", PoolSize: 77})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if n := c2.(*redis.Client).Options().PoolSize; n != 9 {
+		t.Fatalf("PoolSize = %d, want the URL's 9", n)
+	}
+}

@@ -49,16 +49,29 @@ end
 return 1
 `)
 
-// KEYS: hash, index. ARGV: sid, now, sha(presented), sha(next), sealed next,
-// idle ms, grace ms, ip, ua, history size.
+// KEYS: hash, index[, extra]. ARGV: sid, now, sha(presented), sha(next), sealed
+// next, idle ms, grace ms, ip, ua, history size.
 // Returns {'ok', fields...}, {'replay', sealed, fields...}, {'invalid'} or
-// {'reused'}.
+// {'reused'}. With a third key (RefreshWith: a key of the caller's under the
+// user's hash tag, so the same slot), 'ok' and 'replay' end with its GET
+// (nil when missing), read after the rotation in the same atomic step.
 //
 // 'used' holds the first 16 hex digits of the hashes of the session's retired
 // secrets, newest first, bounded by ARGV[10]. Only a secret found there is
 // reuse: a forged secret (anyone who saw an access token knows uid and sid)
 // must not be able to end somebody else's session.
 var refreshScript = redis.NewScript(fieldsLua + `
+local function answer(t)
+  local v = redis.call('HMGET', KEYS[1], unpack(F))
+  local n = #t
+  for i = 1, #F do
+    t[n + i] = v[i]
+  end
+  if KEYS[3] then
+    t[n + #F + 1] = redis.call('GET', KEYS[3])
+  end
+  return t
+end
 local now = tonumber(ARGV[2])
 local exp = redis.call('HGET', KEYS[1], 'exp')
 if not exp then
@@ -81,13 +94,13 @@ if ARGV[3] == s[1] then
   redis.call('HSET', KEYS[1], 'prev', s[1], 'cur', ARGV[4], 'rot', ARGV[2],
     'succ', ARGV[5], 'last', ARGV[2], 'ip', ARGV[8], 'ua', ARGV[9], 'used', used)
   redis.call('PEXPIRE', KEYS[1], string.format('%d', math.min(tonumber(ARGV[6]), exp - now)))
-  return {'ok', unpack(redis.call('HMGET', KEYS[1], unpack(F)))}
+  return answer({'ok'})
 end
 -- The token just rotated away, within the grace: hand back the same
 -- successor (a client retry or a parallel request), never mint another.
 local grace = tonumber(ARGV[7])
 if grace > 0 and s[2] and ARGV[3] == s[2] and now - tonumber(s[3]) <= grace then
-  return {'replay', s[4], unpack(redis.call('HMGET', KEYS[1], unpack(F)))}
+  return answer({'replay', s[4]})
 end
 -- A secret this session once had: the token leaked, so end the session.
 local p = string.sub(ARGV[3], 1, 16)

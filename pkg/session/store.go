@@ -165,47 +165,78 @@ func (s *Store) Create(ctx context.Context, userID, email string, amr []string, 
 // expired session, or a secret it never had), ErrReused (a retired secret
 // outside the grace; the session is ended).
 func (s *Store) Refresh(ctx context.Context, refreshToken string, m Meta) (Session, string, error) {
+	sess, next, _, err := s.RefreshWith(ctx, refreshToken, m, "")
+	return sess, next, err
+}
+
+// RefreshWith is Refresh plus a GET of UserKey(prefix, the token's user) in the
+// same script, hence the same round trip and the same atomic step (prefix ""
+// reads nothing more). The key carries the user's hash tag, so Redis Cluster
+// serves it from the slot of the user's sessions. The GET's answer (redis.Nil
+// when the key is missing) is returned when the rotation succeeded or was
+// replayed within the grace; with an error it is nil.
+func (s *Store) RefreshWith(ctx context.Context, refreshToken string, m Meta, prefix string) (Session, string, *redis.StringCmd, error) {
 	tok, err := parseToken(refreshToken)
 	if err != nil {
-		return Session{}, "", err
+		return Session{}, "", nil, err
 	}
 	// The successor is minted and sealed before we know whether it is needed:
 	// the script decides atomically, and it cannot do AES.
 	next := newToken(tok.userID, tok.sessionID)
-	_, key, idx := keys(tok.userID, tok.sessionID)
-	res, err := refreshScript.Run(ctx, s.rdb, []string{key, idx},
+	_, skey, idx := keys(tok.userID, tok.sessionID)
+	ks := []string{skey, idx}
+	if prefix != "" {
+		ks = append(ks, prefix+"{"+tok.userID.String()+"}") // UserKey
+	}
+	res, err := refreshScript.Run(ctx, s.rdb, ks,
 		tok.sessionID.String(), s.now().UnixMilli(),
 		hashSecret(tok.secret), hashSecret(next.secret),
 		sealSuccessor(tok.secret, next.secret, tok.sessionID),
 		s.idle.Milliseconds(), s.grace.Milliseconds(), m.IP, m.UserAgent, reuseHistory).Slice()
 	if err != nil {
-		return Session{}, "", fmt.Errorf("session: refresh: %w", err)
+		return Session{}, "", nil, fmt.Errorf("session: refresh: %w", err)
 	}
 	var status string
 	if len(res) > 0 {
 		status, _ = res[0].(string)
 	}
+	// The optional GET answer ends the 'ok' and 'replay' replies.
+	tail := len(ks) - 2
+	var extra *redis.StringCmd
+	if tail == 1 && len(res) > 0 {
+		switch v := res[len(res)-1].(type) {
+		case string:
+			extra = redis.NewStringResult(v, nil)
+		case nil:
+			extra = redis.NewStringResult("", redis.Nil)
+		default:
+			extra = redis.NewStringResult("", fmt.Errorf("session: refresh: unexpected GET reply %T", v))
+		}
+	}
 	switch {
-	case status == "ok" && len(res) == 1+len(fields):
-		sess, err := parseSession(tok.sessionID.String(), res[1:])
-		return sess, next.String(), err
-	case status == "replay" && len(res) == 2+len(fields):
+	case status == "ok" && len(res) == 1+len(fields)+tail:
+		sess, err := parseSession(tok.sessionID.String(), res[1:1+len(fields)])
+		if err != nil {
+			return Session{}, "", nil, err
+		}
+		return sess, next.String(), extra, nil
+	case status == "replay" && len(res) == 2+len(fields)+tail:
 		sealed, _ := res[1].(string)
 		secret, err := openSuccessor(tok.secret, sealed, tok.sessionID)
 		if err != nil {
-			return Session{}, "", err
+			return Session{}, "", nil, err
 		}
-		sess, err := parseSession(tok.sessionID.String(), res[2:])
+		sess, err := parseSession(tok.sessionID.String(), res[2:2+len(fields)])
 		if err != nil {
-			return Session{}, "", err
+			return Session{}, "", nil, err
 		}
-		return sess, token{userID: tok.userID, sessionID: tok.sessionID, secret: secret}.String(), nil
+		return sess, token{userID: tok.userID, sessionID: tok.sessionID, secret: secret}.String(), extra, nil
 	case status == "invalid":
-		return Session{}, "", ErrInvalidToken
+		return Session{}, "", nil, ErrInvalidToken
 	case status == "reused":
-		return Session{}, "", ErrReused
+		return Session{}, "", nil, ErrReused
 	}
-	return Session{}, "", fmt.Errorf("session: refresh: unexpected reply %v", res)
+	return Session{}, "", nil, fmt.Errorf("session: refresh: unexpected reply %v", res)
 }
 
 // Get is the access-token check: one round trip. It returns ErrNotFound if the

@@ -43,13 +43,13 @@ type signingKey struct {
 	alg     string
 	private crypto.Signer
 	public  crypto.PublicKey
-	modTime time.Time
+	madeAt  time.Time // keyTime: the kid's timestamp, else the file's mtime
 }
 
 // keyState is an immutable snapshot; Reload swaps in a new one.
 type keyState struct {
 	byKID  map[string]*signingKey
-	sorted []*signingKey // oldest first: by modTime, then kid
+	sorted []*signingKey // oldest first: by madeAt, then kid
 	jwks   []byte
 }
 
@@ -125,7 +125,7 @@ func (ks *KeySet) signer() *signingKey {
 	sorted := ks.state.Load().sorted
 	now := ks.opts.now()
 	for _, k := range slices.Backward(sorted) {
-		if now.Sub(k.modTime) >= ks.opts.publishDelay {
+		if now.Sub(k.madeAt) >= ks.opts.publishDelay {
 			return k
 		}
 	}
@@ -161,16 +161,30 @@ func readKeyDir(dir string) ([]*signingKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("token: key file %s: %w", path, err)
 		}
-		k.modTime = fi.ModTime()
+		k.madeAt = keyTime(k.kid, fi.ModTime())
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("token: no *%s signing key in %s", keyExt, dir)
 	}
 	slices.SortFunc(keys, func(a, b *signingKey) int {
-		return cmp.Or(a.modTime.Compare(b.modTime), strings.Compare(a.kid, b.kid))
+		return cmp.Or(a.madeAt.Compare(b.madeAt), strings.Compare(a.kid, b.kid))
 	})
 	return keys, nil
+}
+
+// keyTime is when a key was made: the timestamp that starts a kid from GenerateKey
+// (20060102T150405Z-...), else the file's modification time. The kid wins because a
+// Kubernetes secret volume rewrites every file at each update: by modification time
+// every key would look new, and the newest would sign before it was published.
+func keyTime(kid string, modTime time.Time) time.Time {
+	const layout = "20060102T150405Z"
+	if len(kid) > len(layout) && kid[len(layout)] == '-' {
+		if t, err := time.Parse(layout, kid[:len(layout)]); err == nil {
+			return t
+		}
+	}
+	return modTime
 }
 
 func readKeyFile(path string) (*signingKey, error) {

@@ -49,6 +49,32 @@ func TestSigningKeySelection(t *testing.T) {
 	}
 }
 
+// In a Kubernetes secret volume every file is rewritten at each update, so all keys
+// share one fresh mtime: the time in a generated kid decides, and the key just added
+// still waits out the publish delay.
+func TestSigningKeyTimeComesFromTheKidWhenItHasOne(t *testing.T) {
+	dir := t.TempDir()
+	old := t0.Add(-48*time.Hour).UTC().Format("20060102T150405Z") + "-aaaaaaaa"
+	added := t0.Add(-time.Minute).UTC().Format("20060102T150405Z") + "-bbbbbbbb"
+	for _, kid := range []string{old, added} {
+		writeKey(t, dir, kid+".pem", pkcs8PEM(t, newSigner(t, AlgEdDSA)), t0) // same mtime: the resync
+	}
+	ks, err := LoadKeySet(dir, WithClock(func() time.Time { return t0 }), WithPublishDelay(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid, _ := ks.Signing(); kid != old {
+		t.Fatalf("signing kid %q, want the published %q", kid, old)
+	}
+	ks, err = LoadKeySet(dir, WithClock(func() time.Time { return t0.Add(5 * time.Minute) }), WithPublishDelay(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid, _ := ks.Signing(); kid != added {
+		t.Fatalf("after the delay: signing kid %q, want %q", kid, added)
+	}
+}
+
 func TestRotation(t *testing.T) {
 	const delay = 10 * time.Minute
 	dir := t.TempDir()

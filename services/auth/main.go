@@ -19,6 +19,7 @@ import (
 	"github.com/talentforge/auth/pkg/logging"
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/pkg/tracing"
 	"github.com/talentforge/auth/services/auth/internal/app"
 	"github.com/talentforge/auth/services/auth/internal/store"
 )
@@ -95,7 +96,20 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	log.Info("starting", zap.String("version", version), zap.String("commit", commit), zap.String("addr", cfg.HTTPAddr))
+	stopTracing, err := tracing.Setup(ctx, "auth", version, cfg.OTELExporterOTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the server has drained: the last requests' spans are flushed too.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flush traces", zap.Error(err))
+		}
+	}()
+	log.Info("starting", zap.String("version", version), zap.String("commit", commit), zap.String("addr", cfg.HTTPAddr),
+		zap.Bool("tracing", cfg.OTELExporterOTLPEndpoint != ""))
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err

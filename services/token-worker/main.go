@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/config"
 	"github.com/talentforge/auth/pkg/logging"
+	"github.com/talentforge/auth/pkg/tracing"
 	"github.com/talentforge/auth/services/token-worker/internal/app"
 )
 
@@ -57,7 +59,20 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	log.Info("starting", zap.String("version", version), zap.String("commit", commit), zap.String("addr", cfg.HTTPAddr))
+	stopTracing, err := tracing.Setup(ctx, "token-worker", version, cfg.OTELExporterOTLPEndpoint)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the server has drained: the last requests' spans are flushed too.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flush traces", zap.Error(err))
+		}
+	}()
+	log.Info("starting", zap.String("version", version), zap.String("commit", commit), zap.String("addr", cfg.HTTPAddr),
+		zap.Bool("tracing", cfg.OTELExporterOTLPEndpoint != ""))
 	a, err := app.New(cfg, settings, keys, log)
 	if err != nil {
 		return err

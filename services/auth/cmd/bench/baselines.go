@@ -20,6 +20,7 @@ import (
 	"github.com/talentforge/auth/pkg/redisx"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/services/auth/internal/app"
 )
 
 // baselines are the minimal handlers, each on its own port, sharing the service's
@@ -60,7 +61,8 @@ func startBaselines(ctx context.Context, cfg *config.Config) (_ *baselines, err 
 	const iss, aud = "http://baseline.bench", "bench"
 	issuer := token.NewIssuer(keys, iss, aud, 15*time.Minute)
 	verifier := token.NewVerifier(keys, iss, aud)
-	rdb, err := redisx.New(redisx.Options{URL: cfg.RedisURL})
+	// The service's pool size: a pool setting is configuration, not work the route does.
+	rdb, err := redisx.New(redisx.Options{URL: cfg.RedisURL, PoolSize: app.RedisPoolSize, MinIdleConns: 16})
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,10 @@ type Profiles interface {
 	User(ctx context.Context, userID string) (User, error)
 	// SessionUser returns the live session and its user in one Redis round trip.
 	SessionUser(ctx context.Context, userID, sessionID string) (session.Session, User, error)
+	// RefreshSession rotates a refresh token (Sessions.Refresh) and returns its user,
+	// in one Redis round trip when the user is cached. An error with a zero Session
+	// is the rotation's; with the Session set, the user could not be loaded.
+	RefreshSession(ctx context.Context, refreshToken string, m session.Meta) (session.Session, string, User, error)
 	Invalidate(ctx context.Context, userIDs ...string) error
 }
 
@@ -499,18 +503,19 @@ func (s *Service) Refresh(ctx context.Context, rt string, c Client) (TokenPair, 
 	if rt == "" {
 		return TokenPair{}, ErrInvalidRefreshToken
 	}
-	sess, next, err := s.sessions.Refresh(ctx, rt, c)
+	// One Redis round trip: the rotation and the cached user together.
+	sess, next, u, err := s.profiles.RefreshSession(ctx, rt, c)
 	switch {
+	case err == nil || sess.ID != "": // rotated; err, if any, is the user's
 	case errors.Is(err, session.ErrReused):
 		uid, sid, _ := session.ParseRefreshToken(rt)
 		s.audit(ctx, SubjectRefreshReused, map[string]any{"user_id": uid, "session_id": sid, "ip": c.IP, "user_agent": c.UserAgent})
 		return TokenPair{}, ErrRefreshTokenReused
 	case errors.Is(err, session.ErrInvalidToken):
 		return TokenPair{}, ErrInvalidRefreshToken
-	case err != nil:
+	default:
 		return TokenPair{}, fmt.Errorf("refresh session: %w", err)
 	}
-	u, err := s.profiles.User(ctx, sess.UserID)
 	if errors.Is(err, ErrNotFound) || (err == nil && u.DisabledAt != nil) {
 		_ = s.sessions.Revoke(ctx, sess.UserID, sess.ID)
 		return TokenPair{}, ErrInvalidRefreshToken

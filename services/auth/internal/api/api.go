@@ -3,11 +3,13 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
@@ -15,10 +17,11 @@ import (
 
 // Handler serves the v1 routes.
 type Handler struct {
-	svc   *account.Service
-	admin *admin.Service
-	jwks  func() ([]byte, error)
-	cfg   Config
+	svc     *account.Service
+	admin   *admin.Service
+	jwks    func() ([]byte, error)
+	cfg     Config
+	metrics *Metrics
 }
 
 // Config is what the handlers need beyond the use cases.
@@ -32,6 +35,9 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	// V1Sunset, when not zero, makes v1 answers carry Deprecation and Sunset (API_V1_SUNSET).
 	V1Sunset time.Time
+	// Metrics is where the business metrics (metrics.go) are registered: the service's
+	// registry. Nil counts them without exporting them.
+	Metrics prometheus.Registerer
 }
 
 // New returns the handlers.
@@ -39,7 +45,7 @@ func New(svc *account.Service, adm *admin.Service, jwks func() ([]byte, error), 
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
-	return &Handler{svc: svc, admin: adm, jwks: jwks, cfg: cfg}
+	return &Handler{svc: svc, admin: adm, jwks: jwks, cfg: cfg, metrics: NewMetrics(cfg.Metrics)}
 }
 
 // Register adds every route on e.
@@ -50,7 +56,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	// No group middleware: echo would register catch-all routes for a group's
 	// middleware, turning 405 answers into 404. The global per-IP budget runs for
 	// every route of the API from the server's middleware chain.
-	e.Use(h.globalLimit)
+	e.Use(h.globalLimit, h.countThrottled)
 
 	// One set of handlers serves both versions; only the routes that carry a refresh
 	// token differ (v1: in the body, below; v2: in a cookie, v2.go), and v2's errors are
@@ -106,6 +112,10 @@ func (h *Handler) globalLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if err := h.svc.CheckGlobal(c.Request().Context(), client(c)); err != nil {
+			var limited *account.RateLimitedError
+			if errors.As(err, &limited) {
+				h.metrics.throttled[purposeGlobal].Inc()
+			}
 			return err
 		}
 		return next(c)

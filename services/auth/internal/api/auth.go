@@ -49,12 +49,16 @@ func (h *Handler) login(c echo.Context) error {
 func (h *Handler) loginPair(c echo.Context) (account.TokenPair, error) {
 	var req credentials
 	if err := httpx.BindJSON(c, &req); err != nil {
+		h.metrics.login(err, false)
 		return account.TokenPair{}, err
 	}
 	if req.Email == "" || req.Password == "" {
+		h.metrics.login(account.ErrInvalidRequest, false)
 		return account.TokenPair{}, account.ErrInvalidRequest
 	}
-	return h.svc.Login(c.Request().Context(), req.Email, req.Password, client(c))
+	pair, err := h.svc.Login(c.Request().Context(), req.Email, req.Password, client(c))
+	h.metrics.login(err, pair.MFARequired)
+	return pair, err
 }
 
 type refreshRequest struct {
@@ -64,9 +68,11 @@ type refreshRequest struct {
 func (h *Handler) refresh(c echo.Context) error {
 	var req refreshRequest
 	if err := httpx.BindJSON(c, &req); err != nil {
+		h.metrics.refresh(err)
 		return err
 	}
 	pair, err := h.svc.Refresh(c.Request().Context(), req.RefreshToken, client(c))
+	h.metrics.refresh(err)
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,10 @@ package api
 
 import (
 	"errors"
-	"math"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 )
@@ -74,14 +72,7 @@ func MapError(err error) error {
 
 // rateLimited is 429 with Retry-After and the RateLimit-* headers (IETF draft fields).
 func rateLimited(e *account.RateLimitedError) *httpx.Error {
-	secs := func(d time.Duration) string { return strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))) }
-	h := http.Header{}
-	h.Set("Retry-After", secs(e.RetryAfter))
-	if e.Limit >= 0 {
-		h.Set("RateLimit-Limit", strconv.Itoa(e.Limit))
-		h.Set("RateLimit-Remaining", strconv.Itoa(max(0, e.Remaining)))
-		h.Set("RateLimit-Reset", secs(e.ResetAfter))
-	}
+	h := ratelimit.Decision{Limit: e.Limit, Remaining: e.Remaining, RetryAfter: e.RetryAfter, ResetAfter: e.ResetAfter}.Headers()
 	msg := "Too many requests. Try again later."
 	if e.Code == "too_many_attempts" {
 		msg = "Too many attempts. Try again later."

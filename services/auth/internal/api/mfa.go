@@ -33,12 +33,16 @@ func (h *Handler) loginMFA(c echo.Context) error {
 func (h *Handler) loginMFAPair(c echo.Context) (account.TokenPair, error) {
 	var req loginMFARequest
 	if err := httpx.BindJSON(c, &req); err != nil {
+		h.metrics.login(err, false)
 		return account.TokenPair{}, err
 	}
 	if req.MFAToken == "" || req.Code == "" {
+		h.metrics.login(account.ErrInvalidRequest, false)
 		return account.TokenPair{}, account.ErrInvalidRequest
 	}
-	return h.svc.LoginMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
+	pair, err := h.svc.LoginMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
+	h.metrics.login(err, false)
+	return pair, err
 }
 
 type totpEnrolmentView struct {

@@ -101,9 +101,11 @@ func (h *Handler) loginMFAV2(c echo.Context) error {
 // the cookie: it can never succeed again.
 func (h *Handler) refreshV2(c echo.Context) error {
 	if err := httpx.BindJSON(c, &struct{}{}); err != nil {
+		h.metrics.refresh(err)
 		return err
 	}
 	pair, err := h.svc.Refresh(c.Request().Context(), refreshCookie(c), client(c))
+	h.metrics.refresh(err)
 	if err != nil {
 		if errors.Is(err, account.ErrInvalidRefreshToken) || errors.Is(err, account.ErrRefreshTokenReused) {
 			expireRefreshCookie(c)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +33,7 @@ type UserCache struct {
 	sessions *session.Store
 	ttl      time.Duration
 	group    singleflight.Group
+	decoded  decodeCache
 }
 
 const (
@@ -44,7 +47,10 @@ func NewUserCache(rdb redis.UniversalClient, db *postgres.DB, sessions *session.
 	return &UserCache{rdb: rdb, db: db, sessions: sessions, ttl: cacheTTL}
 }
 
-func cacheKey(userID string) (string, error) { return session.UserKey("user:", userID) }
+// cachePrefix + the user's hash tag is the user's key (session.UserKey).
+const cachePrefix = "user:"
+
+func cacheKey(userID string) (string, error) { return session.UserKey(cachePrefix, userID) }
 
 // cachedUser is what Redis holds: never the password hash.
 type cachedUser struct {
@@ -94,12 +100,36 @@ func (c *UserCache) SessionUser(ctx context.Context, userID, sessionID string) (
 	return sess, u, err
 }
 
+// RefreshSession rotates refreshToken (session.Store.Refresh) and reads the cached
+// user in the same Redis round trip: the refresh script also GETs the user's key.
+// PostgreSQL only on a miss (which fills the cache) or after a tombstone (which does
+// not), as User. An error with a zero Session is the rotation's (session.ErrReused,
+// session.ErrInvalidToken, ...); with the session set, the user could not be loaded.
+func (c *UserCache) RefreshSession(ctx context.Context, refreshToken string, m session.Meta) (session.Session, string, account.User, error) {
+	sess, next, cmd, err := c.sessions.RefreshWith(ctx, refreshToken, m, cachePrefix)
+	if err != nil {
+		return session.Session{}, "", account.User{}, err
+	}
+	key, err := cacheKey(sess.UserID)
+	if err != nil || cmd == nil {
+		return sess, next, account.User{}, account.ErrNotFound
+	}
+	raw, err := cmd.Result()
+	u, err := c.resolve(ctx, sess.UserID, key, raw, err)
+	return sess, next, u, err
+}
+
 func (c *UserCache) resolve(ctx context.Context, userID, key, raw string, getErr error) (account.User, error) {
 	switch {
 	case getErr == nil && raw != tombstone:
+		if u, ok := c.decoded.get(userID, raw); ok {
+			return u, nil
+		}
 		var cu cachedUser
 		if err := json.Unmarshal([]byte(raw), &cu); err == nil {
-			return cu.user(), nil
+			u := cu.user()
+			c.decoded.put(userID, raw, u)
+			return u, nil
 		}
 	case getErr != nil && !errors.Is(getErr, redis.Nil):
 		return account.User{}, fmt.Errorf("user cache: %w", getErr)
@@ -160,4 +190,80 @@ func invalidateIDs(ids ...uuid.UUID) []string {
 		out[i] = id.String()
 	}
 	return out
+}
+
+// decodeCache remembers, per user, the last cached JSON decoded and its result, so the
+// per-request check skips the JSON decode while Redis answers the same bytes. Redis is
+// still read on every request and the whole answer is compared, so any change there (a
+// write's tombstone, a refill, an expiry) is seen at once: a hit returns exactly what
+// decoding would. Hits return their own copies of the slices and times. Bounded: a full
+// shard drops an arbitrary entry.
+type decodeCache struct {
+	shards [decodeShards]decodeShard
+}
+
+const (
+	decodeShards   = 16
+	decodeShardCap = 1024 // 16 384 users, ~1 KiB each
+)
+
+type decodeShard struct {
+	mu sync.RWMutex
+	m  map[string]decodedUser
+}
+
+type decodedUser struct {
+	raw string
+	u   account.User
+}
+
+func (d *decodeCache) shard(userID string) *decodeShard {
+	var h uint32 = 2166136261 // FNV-1a
+	for i := 0; i < len(userID); i++ {
+		h = (h ^ uint32(userID[i])) * 16777619
+	}
+	return &d.shards[h%decodeShards]
+}
+
+func (d *decodeCache) get(userID, raw string) (account.User, bool) {
+	sh := d.shard(userID)
+	sh.mu.RLock()
+	e, ok := sh.m[userID]
+	sh.mu.RUnlock()
+	if !ok || e.raw != raw {
+		return account.User{}, false
+	}
+	return cloneUser(e.u), true
+}
+
+func (d *decodeCache) put(userID, raw string, u account.User) {
+	sh := d.shard(userID)
+	u = cloneUser(u)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		sh.m = make(map[string]decodedUser)
+	}
+	if _, ok := sh.m[userID]; !ok && len(sh.m) >= decodeShardCap {
+		for k := range sh.m {
+			delete(sh.m, k)
+			break
+		}
+	}
+	sh.m[userID] = decodedUser{raw: raw, u: u}
+}
+
+// cloneUser copies what a caller could change in place: slices and times.
+func cloneUser(u account.User) account.User {
+	u.Roles = slices.Clone(u.Roles)
+	u.Permissions = slices.Clone(u.Permissions)
+	if u.EmailVerifiedAt != nil {
+		t := *u.EmailVerifiedAt
+		u.EmailVerifiedAt = &t
+	}
+	if u.DisabledAt != nil {
+		t := *u.DisabledAt
+		u.DisabledAt = &t
+	}
+	return u
 }

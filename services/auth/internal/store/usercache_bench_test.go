@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/talentforge/auth/pkg/session"
@@ -31,6 +32,43 @@ func BenchmarkSessionUserWarm(b *testing.B) {
 				b.Error(err)
 				return
 			}
+		}
+	})
+}
+
+// BenchmarkRefreshSessionWarm is the Redis side of POST /v1/auth/refresh: the rotation
+// script, which also reads the cached user (one round trip, no PostgreSQL).
+func BenchmarkRefreshSessionWarm(b *testing.B) {
+	e := apitest.Start(b, map[string]string{"DATABASE_URL": apitest.NewDatabase(b), "EMAIL_VERIFICATION_REQUIRED": "false"})
+	u := e.Register(apitest.Email("bench-refresh"))
+	sessions := session.New(e.App.Redis)
+	cache := store.NewUserCache(e.App.Redis, e.App.DB, sessions)
+	const workers = 64
+	tokens := make([]string, workers)
+	for i := range tokens {
+		_, rt, err := sessions.Create(context.Background(), u.ID, u.Email, []string{"pwd"}, session.Meta{IP: "127.0.0.1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = rt
+	}
+	if _, rt, _, err := cache.RefreshSession(context.Background(), tokens[0], session.Meta{}); err != nil { // fills the cache
+		b.Fatal(err)
+	} else {
+		tokens[0] = rt
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1)-1) % workers // one session per goroutine
+		for pb.Next() {
+			_, rt, _, err := cache.RefreshSession(context.Background(), tokens[i], session.Meta{IP: "127.0.0.1"})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			tokens[i] = rt
 		}
 	})
 }

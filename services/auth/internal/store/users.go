@@ -5,7 +5,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -215,38 +214,12 @@ func (s *Users) Enqueue(ctx context.Context, events ...account.Event) error {
 	return s.enqueue(ctx, s.db, events...)
 }
 
-type outboxRow struct {
-	bun.BaseModel `bun:"table:outbox"`
-
-	ID      uuid.UUID       `bun:"id,pk,type:uuid"`
-	Subject string          `bun:"subject"`
-	Payload json.RawMessage `bun:"payload,type:jsonb"`
-}
-
-// enqueue writes events to the outbox through db (the caller's transaction). Each row
-// holds the whole envelope (docs/events.md): its id is the row id, a UUIDv7, so the
-// relay publishes in order; a "token" in a payload is sealed under that id and never
-// reaches the table; the request id comes from ctx.
+// enqueue writes events to the outbox through db (the caller's transaction), with the
+// request id of ctx (docs/events.md).
 func (s *Users) enqueue(ctx context.Context, db bun.IDB, evs ...account.Event) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	now, rid := time.Now(), httpx.RequestID(ctx)
-	rows := make([]outboxRow, len(evs))
+	out := make([]events.Event, len(evs))
 	for i, ev := range evs {
-		id := uuid.Must(uuid.NewV7())
-		env, err := events.NewEnvelope(s.keys, id.String(), ev.Subject, now, rid, ev.Payload)
-		if err != nil {
-			return fmt.Errorf("event %s: %w", ev.Subject, err)
-		}
-		b, err := json.Marshal(env)
-		if err != nil {
-			return fmt.Errorf("encode event %s: %w", ev.Subject, err)
-		}
-		rows[i] = outboxRow{ID: id, Subject: ev.Subject, Payload: b}
+		out[i] = events.Event{Subject: ev.Subject, Payload: ev.Payload}
 	}
-	if _, err := db.NewInsert().Model(&rows).Exec(ctx); err != nil {
-		return fmt.Errorf("write outbox: %w", err)
-	}
-	return nil
+	return events.Enqueue(ctx, db, s.keys, httpx.RequestID(ctx), out...)
 }

@@ -17,9 +17,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/logging"
+	"github.com/talentforge/auth/pkg/natsx"
 	"github.com/talentforge/auth/services/token-worker/internal/retry"
 )
 
@@ -125,6 +132,7 @@ func (s *Streams) reset() {
 
 // Consumer is one durable pull consumer and its workers.
 type Consumer struct {
+	tracer  trace.Tracer
 	js      jetstream.JetStream
 	streams *Streams
 	cfg     Config
@@ -146,7 +154,7 @@ func New(js jetstream.JetStream, streams *Streams, cfg Config, handle Handler, o
 		cfg.Concurrency = 1
 	}
 	o.log = o.log.With(zap.String("consumer", cfg.Durable))
-	return &Consumer{js: js, streams: streams, cfg: cfg, handle: handle, o: o}
+	return &Consumer{tracer: otel.Tracer("github.com/talentforge/auth/services/token-worker/internal/consumer"), js: js, streams: streams, cfg: cfg, handle: handle, o: o}
 }
 
 // serverMaxDeliver is the server's bound: room for failures not held against an event.
@@ -301,13 +309,23 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	delivery := int(meta.NumDelivered)
 	ev, err := decode(msg)
+	ctx, span := c.startSpan(ctx, msg, ev, delivery)
+	defer span.End()
 	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "undecodable event")
 		c.deadLetter(ctx, msg, meta, events.Envelope{Type: msg.Subject()}, err)
 		return
 	}
-	log := c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", ev.Type), zap.Int("delivery", delivery))
+	log := logging.WithTrace(ctx, c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", ev.Type), zap.Int("delivery", delivery)))
 
 	outcome, err := c.handleInProgress(ctx, msg, ev)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "handler failed")
+	} else if span.IsRecording() && outcome != "" {
+		span.SetAttributes(attribute.String("token_worker.outcome", outcome))
+	}
 	if err == nil {
 		if c.o.beforeAck != nil {
 			if herr := c.o.beforeAck(ctx, ev); herr != nil {
@@ -346,6 +364,29 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 			log.Warn("nak failed: the server redelivers after the ack wait", zap.Error(nerr))
 		}
 	}
+}
+
+// startSpan starts the consumer span of one delivery: a child of the trace context in
+// the message's headers (the relay's publish span), or, for a message published
+// without one, of the envelope's own (the request that wrote the event). The handler
+// runs under it, so its SMTP and PostgreSQL spans join the trace.
+func (c *Consumer) startSpan(ctx context.Context, msg jetstream.Msg, ev events.Envelope, delivery int) (context.Context, trace.Span) {
+	ctx = natsx.ExtractTrace(ctx, msg.Headers())
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = ev.TraceContext(ctx)
+	}
+	ctx, span := c.tracer.Start(ctx, "process "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(msg.Subject()),
+			semconv.MessagingConsumerGroupName(c.cfg.Durable),
+			semconv.MessagingMessageID(ev.ID),
+			attribute.Int("messaging.nats.delivery_count", delivery),
+		)
+	}
+	return ctx, span
 }
 
 // handleInProgress runs the handler and tells the server it is still at work meanwhile,

@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/logging"
+	"github.com/talentforge/auth/pkg/natsx"
 )
 
 // The dead-letter stream: an event no retry could handle is published there, as it
@@ -55,7 +57,7 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream) error {
 // deadLetter publishes the event to the dead-letter stream and terminates it. When the
 // publish fails the event is retried instead, so it is never dropped silently.
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, ev events.Envelope, cause error) {
-	log := c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", msg.Subject()), zap.Uint64("delivery", meta.NumDelivered))
+	log := logging.WithTrace(ctx, c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", msg.Subject()), zap.Uint64("delivery", meta.NumDelivered)))
 	// One dead letter per event and consumer, whatever the number of attempts.
 	id := c.cfg.Durable + ":" + ev.ID
 	if ev.ID == "" {
@@ -71,6 +73,7 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jets
 			HeaderStreamSeq, itoa(meta.Sequence.Stream),
 		),
 	}
+	natsx.InjectTrace(ctx, dl) // the dead letter stays in the event's trace
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id)); err != nil {

@@ -14,6 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 	gomail "github.com/wneessen/go-mail"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/services/token-worker/internal/retry"
@@ -83,6 +88,9 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 
 // Mailer sends emails; it is safe for concurrent use.
 type Mailer struct {
+	tracer    trace.Tracer
+	host      string
+	port      int
 	client    *gomail.Client
 	from      string
 	fromHost  string
@@ -135,7 +143,8 @@ func New(cfg Config, opts ...Option) (*Mailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Mailer{client: client, from: cfg.From, fromHost: fromHost, templates: tpl, o: o}
+	m := &Mailer{tracer: otel.Tracer("github.com/talentforge/auth/services/token-worker/internal/mailer"),
+		host: cfg.Host, port: cfg.Port, client: client, from: cfg.From, fromHost: fromHost, templates: tpl, o: o}
 	m.sent = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_worker_emails_sent_total", Help: "Emails the relay accepted, by kind.",
 	}, []string{"kind"})
@@ -199,23 +208,37 @@ func (m *Mailer) Send(ctx context.Context, e Email) error {
 	msg.SetBodyString(gomail.TypeTextPlain, text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, html)
 
+	// One client span per send, the recipient left out (personal data).
+	ctx, span := m.tracer.Start(ctx, "smtp send", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("email.kind", string(e.Kind)),
+			semconv.ServerAddress(m.host), semconv.ServerPort(m.port)))
+	defer span.End()
 	_, err = m.cb.Execute(func() (struct{}, error) {
 		return struct{}{}, m.client.DialAndSendWithContext(ctx, msg)
 	})
+	result := "sent"
 	switch {
 	case err == nil:
 		m.sent.WithLabelValues(string(e.Kind)).Inc()
-		return nil
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		m.failed.WithLabelValues(string(e.Kind), "breaker_open").Inc()
-		return retry.Unavailable(fmt.Errorf("smtp relay: %w", err))
+		result = "breaker_open"
+		m.failed.WithLabelValues(string(e.Kind), result).Inc()
+		err = retry.Unavailable(fmt.Errorf("smtp relay: %w", err))
 	case rejected(err):
-		m.failed.WithLabelValues(string(e.Kind), "rejected").Inc()
-		return fmt.Errorf("smtp relay refused the recipient: %w", err)
+		result = "rejected"
+		m.failed.WithLabelValues(string(e.Kind), result).Inc()
+		err = fmt.Errorf("smtp relay refused the recipient: %w", err)
 	default:
-		m.failed.WithLabelValues(string(e.Kind), "relay").Inc()
-		return fmt.Errorf("smtp relay: %w", err)
+		result = "relay"
+		m.failed.WithLabelValues(string(e.Kind), result).Inc()
+		err = fmt.Errorf("smtp relay: %w", err)
 	}
+	span.SetAttributes(attribute.String("email.result", result))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, result)
+	}
+	return err
 }
 
 // Wait returns once the breaker lets emails through: at once while it is closed;
