@@ -1,7 +1,7 @@
 # The one entry point. `make help` lists the targets.
 SHELL   := /bin/bash
-MODULES := pkg migrations services/auth services/token-worker e2e
-SERVICES := auth token-worker
+MODULES := pkg migrations services/auth services/oauth services/token-worker e2e
+SERVICES := auth oauth token-worker
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
@@ -43,7 +43,9 @@ run: migrate var/event-keys var/mfa-keys ## build, migrate and start every servi
 	@if [ -z "$${EVENT_KEYS:-}$${EVENT_KEYS_FILE:-}" ]; then export EVENT_KEYS_FILE=var/event-keys; fi; \
 	if [ -z "$${MFA_ENCRYPTION_KEYS:-}$${MFA_ENCRYPTION_KEYS_FILE:-}" ]; then export MFA_ENCRYPTION_KEYS_FILE=var/mfa-keys; fi; \
 	trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
-	for s in $(SERVICES); do ./bin/$$s & done; \
+	./bin/auth & \
+	for i in $$(seq 100); do [ -n "$$(ls $${JWT_KEYS_DIR:-var/keys} 2>/dev/null)" ] && break; sleep 0.1; done; sleep 0.2; \
+	./bin/oauth & ./bin/token-worker & \
 	wait -n # when one service stops, the trap stops the others
 
 .PHONY: test

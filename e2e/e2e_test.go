@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/talentforge/auth/pkg/natstest"
 )
@@ -40,7 +41,7 @@ var (
 	buildErr  error
 )
 
-// binaries builds bin/auth and bin/token-worker once for the test binary.
+// binaries builds bin/auth, bin/oauth and bin/token-worker once for the test binary.
 func binaries(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -48,7 +49,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"auth", "token-worker"} {
+		for _, svc := range []string{"auth", "oauth", "token-worker"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./services/"+svc)
 			cmd.Dir = ".."
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -71,12 +72,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// stack is auth and the token-worker running as processes.
+// stack is auth, oauth and the token-worker running as processes, with an OpenID
+// Connect provider ("acme") for oauth.
 type stack struct {
-	t       *testing.T
-	authURL string
-	mail    *mailbox
-	nats    *natstest.Server
+	t        *testing.T
+	authURL  string
+	oauthURL string
+	dbURL    string
+	mail     *mailbox
+	nats     *natstest.Server
+	oidc     *mockoidc.MockOIDC
 }
 
 func freePort(t *testing.T) int {
@@ -105,14 +110,20 @@ func startStack(t *testing.T) *stack {
 	_, _ = rand.Read(key)
 	_, _ = rand.Read(mfaKey)
 
-	s := &stack{t: t, mail: startMailbox(t), nats: natstest.Run(t)}
-	authPort, workerPort := freePort(t), freePort(t)
+	op, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = op.Shutdown() })
+	s := &stack{t: t, mail: startMailbox(t), nats: natstest.Run(t), oidc: op, dbURL: dbURL}
+	authPort, oauthPort, workerPort := freePort(t), freePort(t), freePort(t)
+	s.oauthURL = fmt.Sprintf("http://127.0.0.1:%d", oauthPort)
 	env := append(os.Environ(),
 		"DATABASE_URL="+dbURL,
 		"NATS_URL="+s.nats.URL(),
 		"EVENT_KEYS=e2e:"+base64.StdEncoding.EncodeToString(key),
 		"MFA_ENCRYPTION_KEYS=e2e:"+base64.StdEncoding.EncodeToString(mfaKey),
-		"JWT_KEYS_DIR="+t.TempDir(),
+		"JWT_KEYS_DIR="+t.TempDir(), // auth makes the key; oauth signs with it too
 		"APP_URL="+appURL,
 		fmt.Sprintf("SMTP_HOST=%s", s.mail.addr.IP), fmt.Sprintf("SMTP_PORT=%d", s.mail.addr.Port),
 		"SMTP_TLS=none", "SMTP_FROM=no-reply@e2e.test",
@@ -129,6 +140,11 @@ func startStack(t *testing.T) *stack {
 	s.run(filepath.Join(bin, "auth"), append(env, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", authPort)))
 	s.run(filepath.Join(bin, "token-worker"), append(env, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", workerPort)))
 	s.waitReady(s.authURL)
+	s.run(filepath.Join(bin, "oauth"), append(env, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", oauthPort),
+		"OAUTH_CALLBACK_BASE_URL="+s.oauthURL, "OAUTH_REDIRECT_ALLOWLIST="+appURL,
+		"OAUTH_OIDC_NAME=acme", "OAUTH_OIDC_ISSUER="+op.Issuer(),
+		"OAUTH_OIDC_CLIENT_ID="+op.ClientID, "OAUTH_OIDC_CLIENT_SECRET="+op.ClientSecret))
+	s.waitReady(s.oauthURL)
 	s.waitReady(fmt.Sprintf("http://127.0.0.1:%d", workerPort))
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -80,6 +81,11 @@ type Config struct {
 	SMTPTLS      string
 
 	OAuthRedirectAllowlist []string
+	// OAuthProviders are the configured social-login providers; one without a client id
+	// is left out (not offered).
+	OAuthProviders OAuthProviders
+	// OAuthProviderTimeout bounds each call to a provider (token exchange, user info).
+	OAuthProviderTimeout time.Duration
 
 	// EventKeys is EVENT_KEYS: the keyring that seals the secret fields of events
 	// ("kid:base64-32-byte-key[,kid:key...]"); EventKeyring parses it.
@@ -94,6 +100,25 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
+}
+
+// OAuthProvider is one social-login provider's client registration.
+type OAuthProvider struct {
+	ClientID, ClientSecret string
+	// Issuer is the OIDC issuer (discovery at {Issuer}/.well-known/openid-configuration).
+	Issuer string
+	// BaseURL and APIURL are GitHub's web and API bases (GitHub Enterprise: its own).
+	BaseURL, APIURL string
+	// Name is the generic OIDC provider's name in routes (OAUTH_OIDC_NAME).
+	Name string
+}
+
+// Enabled reports whether the provider is offered.
+func (p OAuthProvider) Enabled() bool { return p.ClientID != "" }
+
+// OAuthProviders are GitHub, Google and one generic OIDC issuer.
+type OAuthProviders struct {
+	GitHub, Google, OIDC OAuthProvider
 }
 
 // RateLimits are the per-purpose budgets, per client IP unless named otherwise.
@@ -172,6 +197,18 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("smtp_from", "no-reply@localhost")
 	v.SetDefault("smtp_tls", "none")
 	v.SetDefault("oauth_redirect_allowlist", "http://localhost:3000")
+	v.SetDefault("oauth_github_client_id", "")
+	v.SetDefault("oauth_github_client_secret", "")
+	v.SetDefault("oauth_github_base_url", "https://github.com")
+	v.SetDefault("oauth_github_api_url", "https://api.github.com")
+	v.SetDefault("oauth_google_client_id", "")
+	v.SetDefault("oauth_google_client_secret", "")
+	v.SetDefault("oauth_google_issuer", "https://accounts.google.com")
+	v.SetDefault("oauth_oidc_name", "")
+	v.SetDefault("oauth_oidc_issuer", "")
+	v.SetDefault("oauth_oidc_client_id", "")
+	v.SetDefault("oauth_oidc_client_secret", "")
+	v.SetDefault("oauth_provider_timeout", "10s")
 	v.SetDefault("event_keys", "")
 	v.SetDefault("mfa_encryption_keys", "")
 	v.SetDefault("otel_exporter_otlp_endpoint", "")
@@ -327,6 +364,45 @@ func (p *parser) oneOf(key string, allowed ...string) string {
 	return raw
 }
 
+// oauthProviders reads the provider registrations; a client id without its secret, a
+// bad URL or an OIDC provider without a usable name stops the process.
+func (p *parser) oauthProviders() OAuthProviders {
+	var ps OAuthProviders
+	read := func(prefix string) OAuthProvider {
+		pr := OAuthProvider{ClientID: p.str(prefix + "_client_id"),
+			ClientSecret: strings.TrimSpace(p.v.GetString(prefix + "_client_secret"))}
+		if pr.Enabled() && pr.ClientSecret == "" {
+			p.fail(prefix+"_client_secret", "must be set when %s is", strings.ToUpper(prefix+"_client_id"))
+		}
+		return pr
+	}
+	if ps.GitHub = read("oauth_github"); ps.GitHub.Enabled() {
+		ps.GitHub.Name = "github"
+		ps.GitHub.BaseURL = strings.TrimRight(p.url("oauth_github_base_url", "http", "https"), "/")
+		ps.GitHub.APIURL = strings.TrimRight(p.url("oauth_github_api_url", "http", "https"), "/")
+	}
+	if ps.Google = read("oauth_google"); ps.Google.Enabled() {
+		ps.Google.Name = "google"
+		ps.Google.Issuer = strings.TrimRight(p.url("oauth_google_issuer", "http", "https"), "/")
+	}
+	if ps.OIDC = read("oauth_oidc"); ps.OIDC.Enabled() {
+		ps.OIDC.Name = p.str("oauth_oidc_name")
+		switch ps.OIDC.Name {
+		case "":
+			p.fail("oauth_oidc_name", "must be set when OAUTH_OIDC_CLIENT_ID is")
+		case "github", "google", "token", "identities", "providers":
+			p.fail("oauth_oidc_name", "%q is taken by a route or another provider", ps.OIDC.Name)
+		}
+		if !providerName.MatchString(ps.OIDC.Name) {
+			p.fail("oauth_oidc_name", "%q must be lower case letters, digits and dashes", ps.OIDC.Name)
+		}
+		ps.OIDC.Issuer = strings.TrimRight(p.url("oauth_oidc_issuer", "http", "https"), "/")
+	}
+	return ps
+}
+
+var providerName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
 func parse(v *viper.Viper) (*Config, error) {
 	p := &parser{v: v}
 	c := &Config{
@@ -384,6 +460,7 @@ func parse(v *viper.Viper) (*Config, error) {
 		SMTPTLS:      p.oneOf("smtp_tls", "none", "starttls", "tls"),
 
 		OAuthRedirectAllowlist: p.list("oauth_redirect_allowlist"),
+		OAuthProviderTimeout:   p.duration("oauth_provider_timeout", 100*time.Millisecond),
 		EventKeys:              p.v.GetString("event_keys"),
 		MFAEncryptionKeys:      p.v.GetString("mfa_encryption_keys"),
 
@@ -400,6 +477,7 @@ func parse(v *viper.Viper) (*Config, error) {
 	if p.str("oauth_callback_base_url") != "" {
 		c.OAuthCallbackBaseURL = strings.TrimRight(p.url("oauth_callback_base_url", "http", "https"), "/")
 	}
+	c.OAuthProviders = p.oauthProviders()
 	for _, e := range p.list("admin_emails") {
 		c.AdminEmails = append(c.AdminEmails, strings.ToLower(e))
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/talentforge/auth/pkg/mfachallenge"
 )
 
 // MFA errors the HTTP layer maps to codes.
@@ -72,12 +74,9 @@ type MFAStore interface {
 	DisableTOTP(ctx context.Context, userID string, ev Event) error
 }
 
-// MFAChallenge is a login whose password was right, waiting for its second factor.
-type MFAChallenge struct {
-	UserID    string `json:"user_id"`
-	IP        string `json:"ip"`
-	UserAgent string `json:"user_agent"`
-}
+// MFAChallenge is a login whose first factor was right (a password here, a provider at
+// oauth), waiting for its second.
+type MFAChallenge = mfachallenge.Challenge
 
 // MFAChallenges holds pending challenges under the hash of their token.
 type MFAChallenges interface {
@@ -179,7 +178,7 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 	if err := s.limits.LoginSucceeded(ctx, u.Email, c.IP); err != nil {
 		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	amr := []string{"pwd", "otp"}
+	amr := append(ch.FirstFactor(), "otp")
 	pair, err := s.openSession(ctx, u, amr, c)
 	if err != nil {
 		return TokenPair{}, err

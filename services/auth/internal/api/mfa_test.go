@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/mfachallenge"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
@@ -518,5 +519,25 @@ func TestStartNeedsMFAKeys(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.HasPrefix(msg, "MFA_ENCRYPTION_KEYS: ") || strings.Contains(msg, "\n") {
 		t.Fatalf("error %q", msg)
+	}
+}
+
+// TestMFAFinishesAnOAuthSignIn: the oauth service starts a challenge for an MFA account
+// signed in through a provider (pkg/mfachallenge, amr oauth); a code here finishes it,
+// and the session's amr says both factors: oauth and otp.
+func TestMFAFinishesAnOAuthSignIn(t *testing.T) {
+	e := apitest.Start(t, nil)
+	_, clock, _, pair := mfaEnable(t, e)
+	raw, hash := mfachallenge.NewToken()
+	if err := mfachallenge.New(e.App.Redis).Create(context.Background(), hash,
+		mfachallenge.Challenge{UserID: pair.User.ID, AMR: []string{"oauth"}}, mfachallenge.TTL); err != nil {
+		t.Fatal(err)
+	}
+	r := mfaFinish(e, raw, clock.next(t))
+	apitest.Expect(t, r, http.StatusOK, "")
+	var p apitest.Pair
+	r.JSON(t, &p)
+	if amr := mfaAMR(t, p.AccessToken); !slices.Equal(amr, []string{"oauth", "otp"}) {
+		t.Fatalf("amr = %v, want [oauth otp]", amr)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"database/sql"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/mfachallenge"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
@@ -241,64 +240,20 @@ func (m *MFA) Reencrypt(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// MFAChallenges keeps pending MFA logins in Redis under the hash of their token, with a
-// TTL; the token itself is never stored.
-type MFAChallenges struct {
-	rdb redis.UniversalClient
-}
+// MFAChallenges adapts the shared challenge store (pkg/mfachallenge: oauth starts
+// challenges too) to the account package's errors.
+type MFAChallenges struct{ *mfachallenge.Store }
 
 // NewMFAChallenges returns the store.
-func NewMFAChallenges(rdb redis.UniversalClient) *MFAChallenges { return &MFAChallenges{rdb: rdb} }
-
-func challengeKey(hash []byte) string { return "mfa:challenge:" + hex.EncodeToString(hash) }
-
-// Create stores a challenge for ttl.
-func (c *MFAChallenges) Create(ctx context.Context, hash []byte, ch account.MFAChallenge, ttl time.Duration) error {
-	b, err := json.Marshal(ch)
-	if err != nil {
-		return err
-	}
-	key := challengeKey(hash)
-	_, err = c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, "v", b, "failures", 0)
-		p.PExpire(ctx, key, ttl)
-		return nil
-	})
-	return err
+func NewMFAChallenges(rdb redis.UniversalClient) *MFAChallenges {
+	return &MFAChallenges{mfachallenge.New(rdb)}
 }
 
-// Get reads a live challenge.
+// Get reads a live challenge; account.ErrNotFound when there is none.
 func (c *MFAChallenges) Get(ctx context.Context, hash []byte) (account.MFAChallenge, error) {
-	raw, err := c.rdb.HGet(ctx, challengeKey(hash), "v").Result()
-	if errors.Is(err, redis.Nil) {
+	ch, err := c.Store.Get(ctx, hash)
+	if errors.Is(err, mfachallenge.ErrNotFound) {
 		return account.MFAChallenge{}, account.ErrNotFound
 	}
-	if err != nil {
-		return account.MFAChallenge{}, err
-	}
-	var ch account.MFAChallenge
-	if err := json.Unmarshal([]byte(raw), &ch); err != nil {
-		return account.MFAChallenge{}, account.ErrNotFound
-	}
-	return ch, nil
-}
-
-// KEYS: challenge. ARGV: max failures. Counts a failure of a live challenge and deletes
-// it at the maximum; never creates a key.
-var failScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local n = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-if n >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
-return n
-`)
-
-// Fail counts a wrong code; the challenge is gone after max of them.
-func (c *MFAChallenges) Fail(ctx context.Context, hash []byte, maxFailures int) error {
-	return failScript.Run(ctx, c.rdb, []string{challengeKey(hash)}, maxFailures).Err()
-}
-
-// Take deletes the challenge; false when another request took it first.
-func (c *MFAChallenges) Take(ctx context.Context, hash []byte) (bool, error) {
-	n, err := c.rdb.Del(ctx, challengeKey(hash)).Result()
-	return n == 1, err
+	return ch, err
 }

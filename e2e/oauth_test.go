@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/oauth2-proxy/mockoidc"
+)
+
+// A person signs in with an OpenID Connect provider through the oauth process; the
+// session it opens is refreshed, listed, checked and ended by the auth process, and the
+// sign-in reaches the audit log through the outbox, JetStream and the token-worker.
+func TestOAuthSessionThroughAuth(t *testing.T) {
+	s := startStack(t)
+	email := "oauth-" + randomHex(4) + "@example.com"
+	s.oidc.QueueUser(&mockoidc.MockUser{Subject: "e2e-" + randomHex(4), Email: email, EmailVerified: true})
+
+	noFollow := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	step := func(raw string, cookies []*http.Cookie) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, raw, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		res, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusFound {
+			t.Fatalf("GET %s: %d", raw, res.StatusCode)
+		}
+		return res
+	}
+	start := step(s.oauthURL+"/v1/oauth/acme/authorize?redirect_to="+url.QueryEscape(appURL), nil)
+	callback := step(start.Header.Get("Location"), nil).Header.Get("Location")
+	done, _ := url.Parse(step(callback, start.Cookies()).Header.Get("Location"))
+	code := done.Query().Get("code")
+	if !strings.HasPrefix(done.String(), appURL) || code == "" {
+		t.Fatalf("app sent to %s", done)
+	}
+
+	var pair struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	status, body := postJSON(t, s.oauthURL+"/v1/oauth/token", map[string]string{"code": code}, "")
+	if status != http.StatusOK {
+		t.Fatalf("token: %d %s", status, body)
+	}
+	_ = json.Unmarshal(body, &pair)
+
+	// auth accepts the OAuth session as its own.
+	if status, body := get(t, s.authURL+"/v1/auth/verify", pair.AccessToken); status != http.StatusOK {
+		t.Fatalf("verify: %d %s", status, body)
+	}
+	if status, body := get(t, s.authURL+"/v1/users/me/sessions", pair.AccessToken); status != http.StatusOK || strings.Count(string(body), `"id"`) != 1 {
+		t.Fatalf("sessions: %d %s", status, body)
+	}
+	status, body = postJSON(t, s.authURL+"/v1/auth/refresh", map[string]string{"refresh_token": pair.RefreshToken}, "")
+	if status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", status, body)
+	}
+	_ = json.Unmarshal(body, &pair)
+	if amr := claim(t, pair.AccessToken, "amr"); !slices.Contains(amr, "oauth") {
+		t.Fatalf("refreshed token amr = %v", amr)
+	}
+	if status, body := postJSON(t, s.authURL+"/v1/auth/logout", map[string]string{}, pair.AccessToken); status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", status, body)
+	}
+	if status, _ := get(t, s.authURL+"/v1/auth/verify", pair.AccessToken); status != http.StatusUnauthorized {
+		t.Fatalf("verify after logout: %d", status)
+	}
+	if status, _ := postJSON(t, s.authURL+"/v1/auth/refresh", map[string]string{"refresh_token": pair.RefreshToken}, ""); status != http.StatusUnauthorized {
+		t.Fatalf("refresh after logout: %d", status)
+	}
+
+	// The oauth process's relay published the sign-in; the worker wrote it to the audit log.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE type = 'auth.oauth.signed_in'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the sign-in never reached the audit log")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func postJSON(t *testing.T, url string, body any, bearer string) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return do(t, req)
+}
+
+func get(t *testing.T, url, bearer string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+// claim reads a string-array claim of a JWT (already checked by the server that took it).
+func claim(t *testing.T, jwt, name string) []string {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	_ = json.Unmarshal(raw, &c)
+	var out []string
+	if list, ok := c[name].([]any); ok {
+		for _, v := range list {
+			out = append(out, v.(string))
+		}
+	}
+	return out
+}

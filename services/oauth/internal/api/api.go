@@ -1,0 +1,288 @@
+// Package api is the oauth service's HTTP surface (API.md, "oauth service"): thin
+// handlers over the signin use cases.
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/ratelimit"
+	"github.com/talentforge/auth/services/oauth/internal/flow"
+	"github.com/talentforge/auth/services/oauth/internal/providers"
+	"github.com/talentforge/auth/services/oauth/internal/signin"
+	"github.com/talentforge/auth/services/oauth/internal/store"
+)
+
+// BindingCookie binds a flow to the browser that started it (login CSRF): the callback
+// is refused without it. SameSite=Lax so it rides the provider's top-level redirect back.
+const BindingCookie = "tf_oauth_binding"
+
+const cookiePath = "/v1/oauth"
+
+var errorTable = []struct {
+	err  error
+	resp *httpx.Error
+}{
+	{signin.ErrUnknownProvider, httpx.NewError(http.StatusNotFound, "unknown_provider", "No such provider is configured.")},
+	{signin.ErrInvalidRedirect, httpx.NewError(http.StatusBadRequest, "invalid_redirect", "redirect_to is not in the allowlist.")},
+	{signin.ErrInvalidState, httpx.NewError(http.StatusBadRequest, "invalid_state", "The sign-in state is unknown, used or expired.")},
+	{signin.ErrInvalidCode, httpx.NewError(http.StatusBadRequest, "invalid_code", "The code is invalid, used or expired.")},
+	{signin.ErrAccountDisabled, httpx.NewError(http.StatusForbidden, "account_disabled", "This account is disabled.")},
+	{signin.ErrIdentityTaken, httpx.NewError(http.StatusConflict, "identity_taken", "This provider is already linked to an account.")},
+	{signin.ErrLastLoginMethod, httpx.NewError(http.StatusConflict, "last_login_method", "This is the account's last way to sign in.")},
+	{signin.ErrNotFound, httpx.ErrNotFound},
+	{signin.ErrUnauthorized, httpx.ErrUnauthorized},
+	{providers.ErrUnavailable, httpx.NewError(http.StatusServiceUnavailable, "provider_unavailable", "The provider cannot be reached; try again later.")},
+}
+
+// MapError turns a use-case error into an answer; the server calls it for every route.
+func MapError(err error) error {
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			out := *e.resp
+			out.Err = err
+			if out.Status == http.StatusUnauthorized {
+				out.Header = http.Header{"Www-Authenticate": {`Bearer realm="talentforge"`}}
+			}
+			return &out
+		}
+	}
+	return err
+}
+
+// Handler serves the routes.
+type Handler struct {
+	svc *signin.Service
+	// secure marks the binding cookie Secure (an https callback base).
+	secure bool
+	// limiter and budget cap each client IP's calls (RATE_LIMIT_GLOBAL): every
+	// authorize writes a state to Redis, so an unbounded caller could fill it.
+	limiter *ratelimit.Limiter
+	budget  ratelimit.Limit
+}
+
+// Config is what the handler needs besides the use cases.
+type Config struct {
+	// SecureCookies when the callback base URL is https.
+	SecureCookies bool
+	// Limiter nil turns the per-IP budget off (RATE_LIMIT_ENABLED=false).
+	Limiter *ratelimit.Limiter
+	Budget  ratelimit.Limit
+}
+
+// New returns the handler.
+func New(svc *signin.Service, cfg Config) *Handler {
+	return &Handler{svc: svc, secure: cfg.SecureCookies, limiter: cfg.Limiter, budget: cfg.Budget}
+}
+
+// Register adds the routes to e.
+func (h *Handler) Register(e *echo.Echo) {
+	g := e.Group("/v1/oauth", h.limit)
+	g.GET("/providers", h.providers)
+	g.POST("/token", h.token)
+	g.GET("/identities", h.identities, h.authenticate)
+	g.DELETE("/identities/:provider", h.unlink, h.authenticate)
+	g.GET("/:provider/authorize", h.authorize)
+	g.GET("/:provider/callback", h.callback)
+	g.POST("/:provider/link", h.link, h.authenticate)
+}
+
+const principalKey = "principal"
+
+// limit spends one event of the client IP's budget; Redis down fails closed (503).
+func (h *Handler) limit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if h.limiter == nil {
+			return next(c)
+		}
+		d, err := h.limiter.Allow(c.Request().Context(), "oauth:ip:"+c.RealIP(), h.budget)
+		if err != nil {
+			return err
+		}
+		if !d.Allowed {
+			return &httpx.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+				Message: "Too many requests. Try again later.", Header: d.Headers()}
+		}
+		return next(c)
+	}
+}
+
+func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			return MapError(signin.ErrUnauthorized)
+		}
+		p, err := h.svc.Authenticate(c.Request().Context(), raw)
+		if err != nil {
+			return err
+		}
+		c.Set(principalKey, p)
+		return next(c)
+	}
+}
+
+func bearer(header string) (string, bool) {
+	const prefix = "bearer "
+	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return "", false
+	}
+	tok := strings.TrimSpace(header[len(prefix):])
+	return tok, tok != ""
+}
+
+func principal(c echo.Context) signin.Principal {
+	p, _ := c.Get(principalKey).(signin.Principal)
+	return p
+}
+
+func client(c echo.Context) signin.Client {
+	ua := c.Request().UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	return signin.Client{IP: c.RealIP(), UserAgent: ua}
+}
+
+type providerView struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"display_name"`
+}
+
+func (h *Handler) providers(c echo.Context) error {
+	out := []providerView{}
+	for _, p := range h.svc.Providers() {
+		out = append(out, providerView{Name: p.Name, DisplayName: p.DisplayName})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"providers": out})
+}
+
+func (h *Handler) setBinding(c echo.Context, value string) {
+	c.SetCookie(&http.Cookie{Name: BindingCookie, Value: value, Path: cookiePath, MaxAge: int(flow.StateTTL / time.Second),
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+}
+
+func (h *Handler) authorize(c echo.Context) error {
+	st, err := h.svc.Authorize(c.Request().Context(), c.Param("provider"), c.QueryParam("redirect_to"), nil)
+	if err != nil {
+		return err
+	}
+	if !st.Failed {
+		h.setBinding(c, st.Binding)
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.Redirect(http.StatusFound, st.URL)
+}
+
+func (h *Handler) callback(c echo.Context) error {
+	var binding string
+	if ck, err := c.Cookie(BindingCookie); err == nil {
+		binding = ck.Value
+	}
+	to, err := h.svc.Callback(c.Request().Context(), c.Param("provider"), c.QueryParams(), binding, client(c))
+	// The binding is spent either way.
+	c.SetCookie(&http.Cookie{Name: BindingCookie, Value: "", Path: cookiePath, MaxAge: -1,
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	// The one-time code must not leak to the app's third parties through Referer.
+	c.Response().Header().Set("Referrer-Policy", "no-referrer")
+	return c.Redirect(http.StatusFound, to)
+}
+
+type userView struct {
+	ID            string    `json:"id"`
+	Email         string    `json:"email"`
+	Name          string    `json:"name"`
+	EmailVerified bool      `json:"email_verified"`
+	Roles         []string  `json:"roles"`
+	MFAEnabled    bool      `json:"mfa_enabled"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+type pairView struct {
+	AccessToken  string   `json:"access_token"`
+	RefreshToken string   `json:"refresh_token"`
+	TokenType    string   `json:"token_type"`
+	ExpiresIn    int      `json:"expires_in"`
+	User         userView `json:"user"`
+}
+
+func viewUser(u store.User) userView {
+	return userView{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.Verified(), Roles: u.Roles,
+		MFAEnabled: u.MFAEnabled, CreatedAt: u.CreatedAt.UTC()}
+}
+
+func (h *Handler) token(c echo.Context) error {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := httpx.BindJSON(c, &req); err != nil {
+		return err
+	}
+	p, err := h.svc.Token(c.Request().Context(), req.Code)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	if p.MFARequired {
+		// As auth's login answers it: finish at POST /v1/auth/login/mfa.
+		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": p.MFAToken})
+	}
+	return c.JSON(http.StatusOK, pairView{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, TokenType: "Bearer",
+		ExpiresIn: int(p.ExpiresIn / time.Second), User: viewUser(p.User)})
+}
+
+func (h *Handler) link(c echo.Context) error {
+	var req struct {
+		RedirectTo string `json:"redirect_to"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := httpx.BindJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	if q := c.QueryParam("redirect_to"); q != "" {
+		req.RedirectTo = q
+	}
+	st, err := h.svc.StartLink(c.Request().Context(), principal(c), c.Param("provider"), req.RedirectTo)
+	if err != nil {
+		return err
+	}
+	h.setBinding(c, st.Binding)
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.JSON(http.StatusOK, map[string]string{"authorize_url": st.URL})
+}
+
+type identityView struct {
+	Provider string    `json:"provider"`
+	Subject  string    `json:"subject"`
+	Email    string    `json:"email"`
+	LinkedAt time.Time `json:"linked_at"`
+}
+
+func (h *Handler) identities(c echo.Context) error {
+	ids, err := h.svc.Identities(c.Request().Context(), principal(c))
+	if err != nil {
+		return err
+	}
+	out := make([]identityView, len(ids))
+	for i, id := range ids {
+		out[i] = identityView{Provider: id.Provider, Subject: id.Subject, Email: id.Email, LinkedAt: id.LinkedAt.UTC()}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"identities": out})
+}
+
+func (h *Handler) unlink(c echo.Context) error {
+	if err := h.svc.Unlink(c.Request().Context(), principal(c), c.Param("provider"), client(c)); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
