@@ -8,6 +8,10 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS    := $(addprefix ./,$(addsuffix /...,$(MODULES)))
+# The deployment checks (compose, Traefik, rules, dashboards; Helm charts) are modules of
+# their own, outside go.work: their Kubernetes and Prometheus libraries must not move the
+# versions the services build with. They run with GOWORK=off.
+STANDALONE := deploy charts
 # Short fuzz runs in `make test`; longer ones with `make fuzz FUZZTIME=1m`. Minimising a new
 # input is capped: on 2 cores the default (60 s) outlives a short run and fails it.
 FUZZTIME ?= 5s
@@ -51,7 +55,21 @@ run: migrate var/event-keys var/mfa-keys ## build, migrate and start every servi
 .PHONY: test
 test: ## every test of every module against the local PostgreSQL, Redis and NATS, with -race
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory fuzz
+
+.PHONY: test-deploy
+test-deploy: ## check docker-compose.yml, Traefik, the Prometheus rules (promtool), the dashboards and the Helm charts
+	@set -e; for m in $(STANDALONE); do (cd $$m && GOWORK=off $(GO) test -race -count=1 -timeout 10m ./...); done
+
+.PHONY: images
+images: ## build the service images talentforge/<service>:$(VERSION) (needs a Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "images: no Docker engine answers here (docker info failed)" >&2; exit 1; }
+	@for s in $(SERVICES); do \
+		echo "image talentforge/$$s:$(VERSION)"; \
+		docker build -f services/$$s/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+			-t talentforge/$$s:$(VERSION) . || exit 1; \
+	done
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (seed corpora run in `make test` too)
@@ -63,13 +81,14 @@ fuzz: ## run each fuzz target for FUZZTIME (seed corpora run in `make test` too)
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
-	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(MODULES) $(STANDALONE)); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+	@set -e; for m in $(STANDALONE); do (cd $$m && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) run $(STATICCHECK) ./...); done
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module
-	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; done
+	@for m in $(MODULES) $(STANDALONE); do (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; done
 
 .PHONY: clean
 clean: ## remove build output
