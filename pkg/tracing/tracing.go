@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -21,6 +22,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 )
 
 // DefaultSampleRatio is the share of new traces (those no caller started) that are
@@ -108,4 +110,21 @@ func TraceID(ctx context.Context) string {
 		return ""
 	}
 	return sc.TraceID().String()
+}
+
+// Start is Setup for a service's main: stop flushes the spans still buffered (waiting at
+// most 5 s) and logs a failure to. Defer stop after the server has drained, so the last
+// requests' spans go out too.
+func Start(ctx context.Context, log *zap.Logger, service, version, endpoint string) (stop func(), err error) {
+	shutdown, err := Setup(ctx, service, version, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("flush traces", zap.Error(err))
+		}
+	}, nil
 }

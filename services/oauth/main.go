@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -55,17 +54,11 @@ func serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	stopTracing, err := tracing.Setup(ctx, "oauth", version, cfg.OTELExporterOTLPEndpoint)
+	stopTracing, err := tracing.Start(ctx, log, "oauth", version, cfg.OTELExporterOTLPEndpoint)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(sctx); err != nil {
-			log.Warn("flush traces", zap.Error(err))
-		}
-	}()
+	defer stopTracing() // after the server has drained
 	var names []string
 	for _, p := range []config.OAuthProvider{cfg.OAuthProviders.Google, cfg.OAuthProviders.GitHub, cfg.OAuthProviders.OIDC} {
 		if p.Enabled() {

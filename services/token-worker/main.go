@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -59,18 +58,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	stopTracing, err := tracing.Setup(ctx, "token-worker", version, cfg.OTELExporterOTLPEndpoint)
+	stopTracing, err := tracing.Start(ctx, log, "token-worker", version, cfg.OTELExporterOTLPEndpoint)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// After the server has drained: the last requests' spans are flushed too.
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(sctx); err != nil {
-			log.Warn("flush traces", zap.Error(err))
-		}
-	}()
+	defer stopTracing() // after the server has drained
 	log.Info("starting", zap.String("version", version), zap.String("commit", commit), zap.String("addr", cfg.HTTPAddr),
 		zap.Bool("tracing", cfg.OTELExporterOTLPEndpoint != ""))
 	a, err := app.New(cfg, settings, keys, log)

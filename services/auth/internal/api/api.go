@@ -5,12 +5,12 @@ package api
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 )
@@ -127,7 +127,7 @@ const principalKey = "principal"
 // authenticate requires a Bearer access token whose session is live.
 func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		raw, ok := httpx.Bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			return account.ErrUnauthenticated
 		}
@@ -138,15 +138,6 @@ func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(principalKey, p)
 		return next(c)
 	}
-}
-
-func bearer(header string) (string, bool) {
-	const prefix = "bearer "
-	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
-		return "", false
-	}
-	tok := strings.TrimSpace(header[len(prefix):])
-	return tok, tok != ""
 }
 
 func principal(c echo.Context) account.Principal {

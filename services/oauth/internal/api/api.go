@@ -5,7 +5,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -114,7 +113,7 @@ func (h *Handler) limit(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		raw, ok := httpx.Bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			return MapError(signin.ErrUnauthorized)
 		}
@@ -125,15 +124,6 @@ func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(principalKey, p)
 		return next(c)
 	}
-}
-
-func bearer(header string) (string, bool) {
-	const prefix = "bearer "
-	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
-		return "", false
-	}
-	tok := strings.TrimSpace(header[len(prefix):])
-	return tok, tok != ""
 }
 
 func principal(c echo.Context) signin.Principal {

@@ -257,7 +257,7 @@ func (s *Service) Callback(ctx context.Context, providerName string, q url.Value
 		return "", err
 	}
 	fail := func(code string) (string, error) {
-		s.count(providerName, code)
+		s.count(st.Provider, code) // the state's provider: the path's is the caller's to choose
 		return withParam(st.RedirectTo, "error", code), nil
 	}
 	p, ok := s.providers[providerName]
@@ -312,7 +312,7 @@ func (s *Service) Callback(ctx context.Context, providerName string, q url.Value
 		s.log.Error("store one-time code", zap.Error(err))
 		return fail(CodeServerError)
 	}
-	s.count(providerName, "success")
+	s.count(p.Name, "success")
 	return withParam(st.RedirectTo, "code", code), nil
 }
 
