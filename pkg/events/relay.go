@@ -158,6 +158,15 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
+// Start runs Run in the background until ctx ends or stop is called; stop waits for
+// the batch in flight, so call it before closing NATS and PostgreSQL.
+func (r *Relay) Start(ctx context.Context) (stop func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	return func() error { cancel(); <-done; return nil }
+}
+
 // Run publishes until ctx ends: a batch right after a batch that published something,
 // the poll interval after an empty one, and a growing jittered backoff (up to 30 s)
 // while NATS or PostgreSQL fails. It first makes sure the stream exists (EnsureStream),

@@ -132,10 +132,8 @@ func Start(t testing.TB, env map[string]string) *Env {
 // Use it on a database of the test's own (NewDatabase): the relay publishes every
 // pending event and clears its payload.
 func (e *Env) RunRelay() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); e.App.Relay.Run(ctx) }()
-	e.T.Cleanup(func() { cancel(); <-done })
+	stop := e.App.Relay.Start(context.Background())
+	e.T.Cleanup(func() { _ = stop() })
 }
 
 func randomKey() string {

@@ -151,11 +151,8 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	// the outbox meanwhile, so a NATS outage never stops the service from starting.
 	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg))
 	if !o.noRelay {
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); a.Relay.Run(rctx) }()
 		// Closed before NATS and PostgreSQL (closers run newest first).
-		a.closers = append(a.closers, func() error { stop(); <-done; return nil })
+		a.closers = append(a.closers, a.Relay.Start(ctx))
 	}
 
 	if created, err := token.EnsureKey(cfg.JWTKeysDir, cfg.JWTAlg, time.Now()); err != nil {

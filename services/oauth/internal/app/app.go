@@ -117,10 +117,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	reg := metrics.New("oauth")
 	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg))
 	if !o.noRelay {
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); a.Relay.Run(rctx) }()
-		a.closers = append(a.closers, func() error { stop(); <-done; return nil })
+		a.closers = append(a.closers, a.Relay.Start(ctx))
 	}
 
 	// Keys are made by auth (or mounted); oauth only reads them, so it waits for none.
