@@ -80,7 +80,7 @@ type stack struct {
 	oauthURL string
 	dbURL    string
 	mail     *mailbox
-	nats     *natstest.Server
+	nats     *natstest.Server // nil on the machine's NATS (startStack)
 	oidc     *mockoidc.MockOIDC
 }
 
@@ -100,7 +100,16 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// startStack runs the stack on the machine's NATS (NATS_URL), in a namespace of the
+// test's own.
 func startStack(t *testing.T) *stack {
+	t.Helper()
+	return startStackOn(t, nil)
+}
+
+// startStackOn runs the stack on own, a nats-server process of the test's own that it
+// may stop, in the default stream layout; nil means the machine's NATS.
+func startStackOn(t *testing.T, own *natstest.Server) *stack {
 	t.Helper()
 	bin := binaries(t)
 	db := "auth_e2e_" + randomHex(6)
@@ -115,12 +124,15 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = op.Shutdown() })
-	s := &stack{t: t, mail: startMailbox(t), nats: natstest.Run(t), oidc: op, dbURL: dbURL}
+	s := &stack{t: t, mail: startMailbox(t), nats: own, oidc: op, dbURL: dbURL}
+	natsEnv := []string{"NATS_URL=" + natstest.URL(), "NATS_NAMESPACE=" + natstest.Namespace(t)}
+	if own != nil {
+		natsEnv = []string{"NATS_URL=" + own.URL(), "NATS_NAMESPACE="}
+	}
 	authPort, oauthPort, workerPort := freePort(t), freePort(t), freePort(t)
 	s.oauthURL = fmt.Sprintf("http://127.0.0.1:%d", oauthPort)
 	env := append(os.Environ(),
 		"DATABASE_URL="+dbURL,
-		"NATS_URL="+s.nats.URL(),
 		"EVENT_KEYS=e2e:"+base64.StdEncoding.EncodeToString(key),
 		"MFA_ENCRYPTION_KEYS=e2e:"+base64.StdEncoding.EncodeToString(mfaKey),
 		"JWT_KEYS_DIR="+t.TempDir(), // auth makes the key; oauth signs with it too
@@ -131,6 +143,7 @@ func startStack(t *testing.T) *stack {
 		"PASSWORD_ARGON_MEMORY_KIB=1024", "PASSWORD_ARGON_ITERATIONS=1",
 		"WORKER_RETRY_MIN=200ms", "WORKER_RETRY_MAX=1s",
 	)
+	env = append(env, natsEnv...)
 	migrate := exec.Command(filepath.Join(bin, "auth"), "migrate")
 	migrate.Env = env
 	if out, err := migrate.CombinedOutput(); err != nil {
@@ -320,7 +333,7 @@ func TestSignUpToResetThroughEmails(t *testing.T) {
 // NATS is down while a user registers: the answer is the usual 202, and the email
 // arrives once NATS is back, exactly once.
 func TestEmailSurvivesNATSOutage(t *testing.T) {
-	s := startStack(t)
+	s := startStackOn(t, natstest.Run(t))
 	s.nats.Stop()
 	email := "e2e-outage-" + randomHex(4) + "@example.com"
 	s.mustPost("/v1/auth/register", map[string]string{"email": email, "password": password}, http.StatusAccepted)

@@ -32,6 +32,9 @@ type Config struct {
 	RedisSentinelAddrs  []string
 	RedisSentinelMaster string
 	NATSURL             string
+	// NATSNamespace separates this deployment's streams and subjects from others on
+	// the same NATS server (events.Namespace).
+	NATSNamespace events.Namespace
 
 	PublicURL            string
 	AppURL               string
@@ -157,6 +160,7 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("redis_sentinel_addrs", "")
 	v.SetDefault("redis_sentinel_master", "")
 	v.SetDefault("nats_url", "nats://127.0.0.1:4222")
+	v.SetDefault("nats_namespace", "")
 	v.SetDefault("public_url", "http://localhost:8081")
 	v.SetDefault("app_url", "http://localhost:3000")
 	v.SetDefault("oauth_callback_base_url", "")
@@ -353,6 +357,14 @@ func (p *parser) limit(key string) ratelimit.Limit {
 	return l
 }
 
+func (p *parser) namespace(key string) events.Namespace {
+	ns, err := events.ParseNamespace(p.str(key))
+	if err != nil {
+		p.fail(key, "%v", err)
+	}
+	return ns
+}
+
 func (p *parser) oneOf(key string, allowed ...string) string {
 	raw := p.str(key)
 	for _, a := range allowed {
@@ -414,6 +426,7 @@ func parse(v *viper.Viper) (*Config, error) {
 		RedisSentinelAddrs:  p.list("redis_sentinel_addrs"),
 		RedisSentinelMaster: p.str("redis_sentinel_master"),
 		NATSURL:             p.str("nats_url"),
+		NATSNamespace:       p.namespace("nats_namespace"),
 		PublicURL:           strings.TrimRight(p.url("public_url", "http", "https"), "/"),
 		AppURL:              strings.TrimRight(p.url("app_url", "http", "https"), "/"),
 

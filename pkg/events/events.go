@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,12 +42,59 @@ const (
 	DuplicateWindow = 10 * time.Minute
 )
 
-// StreamConfig is the stream's explicit configuration.
-func StreamConfig() jetstream.StreamConfig {
+// Namespace keeps one deployment's JetStream names apart from another's on a shared
+// NATS server (NATS_NAMESPACE): stream names get "_" + it appended and subjects get it
+// and "." prepended, so staging and production, or parallel test runs, can share a
+// server without an account of their own. The empty namespace is the default layout:
+// stream AUTH_EVENTS, subjects auth.>. The envelope's Type never carries it.
+type Namespace string
+
+// ParseNamespace checks a NATS_NAMESPACE value: empty, or 1 to 32 letters, digits,
+// dashes and underscores (a stream name may not hold dots or wildcards, a subject
+// token may not hold spaces).
+func ParseNamespace(s string) (Namespace, error) {
+	if len(s) > 32 {
+		return "", fmt.Errorf("%q is longer than 32 characters", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return "", fmt.Errorf("%q may hold only letters, digits, dashes and underscores", s)
+		}
+	}
+	return Namespace(s), nil
+}
+
+// Stream names the stream base (e.g. StreamName) in this namespace.
+func (n Namespace) Stream(base string) string {
+	if n == "" {
+		return base
+	}
+	return base + "_" + string(n)
+}
+
+// Subject is the subject an event type (or a subject pattern) has in this namespace.
+func (n Namespace) Subject(eventType string) string {
+	if n == "" {
+		return eventType
+	}
+	return string(n) + "." + eventType
+}
+
+// Type is the event type a subject of this namespace carries; ok is false for a
+// subject outside the namespace.
+func (n Namespace) Type(subject string) (eventType string, ok bool) {
+	if n == "" {
+		return subject, true
+	}
+	return strings.CutPrefix(subject, string(n)+".")
+}
+
+// StreamConfig is the events stream's explicit configuration in this namespace.
+func (n Namespace) StreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        StreamName,
+		Name:        n.Stream(StreamName),
 		Description: "auth platform events; see docs/events.md",
-		Subjects:    []string{SubjectAll},
+		Subjects:    []string{n.Subject(SubjectAll)},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      MaxAge,
@@ -60,10 +108,11 @@ func StreamConfig() jetstream.StreamConfig {
 
 // EnsureStream creates the stream or brings it to StreamConfig; safe to call from
 // every replica at every start.
-func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, StreamConfig())
+func (n Namespace) EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	cfg := n.StreamConfig()
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
 }

@@ -118,13 +118,25 @@ func randomKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// natsServer is a NATS server of the test's own (natstest), for tests that take NATS
-// down and bring it back.
+// natsServer is where a test's events go: the shared server with a namespace of the
+// test's own (sharedNATS), or a nats-server process of the test's own in the default
+// layout (startNATS), for tests that take NATS down and bring it back.
 type natsServer struct {
-	*natstest.Server
+	*natstest.Server // nil on the shared server
+	ns               Namespace
 }
 
-func startNATS(t *testing.T) *natsServer { return &natsServer{natstest.Run(t)} }
+func sharedNATS(t *testing.T) *natsServer { return &natsServer{ns: Namespace(natstest.Namespace(t))} }
+
+func startNATS(t *testing.T) *natsServer { return &natsServer{Server: natstest.Run(t)} }
+
+// URL is the server's client URL.
+func (ns *natsServer) URL() string {
+	if ns.Server == nil {
+		return natstest.URL()
+	}
+	return ns.Server.URL()
+}
 
 // connect opens a client the way the services do (reconnecting forever).
 func (ns *natsServer) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {

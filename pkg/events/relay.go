@@ -41,6 +41,8 @@ type Relay struct {
 	failures  prometheus.Counter
 	pending   prometheus.Gauge
 	oldest    prometheus.Gauge
+
+	health relayHealth // see Healthy
 }
 
 type relayOptions struct {
@@ -52,6 +54,7 @@ type relayOptions struct {
 	batchTimeout   time.Duration
 	countEvery     time.Duration
 	reg            prometheus.Registerer
+	ns             Namespace
 }
 
 // RelayOption tunes a Relay.
@@ -85,6 +88,9 @@ func WithBackoff(base, max time.Duration) RelayOption {
 		}
 	}
 }
+
+// WithNamespace publishes into the stream and subjects of ns (NATS_NAMESPACE).
+func WithNamespace(ns Namespace) RelayOption { return func(o *relayOptions) { o.ns = ns } }
 
 // WithPublishTimeout bounds the wait for one PubAck (default 5 s).
 func WithPublishTimeout(d time.Duration) RelayOption {
@@ -182,10 +188,11 @@ func (r *Relay) Run(ctx context.Context) {
 		wait := r.o.poll
 		if !streamReady {
 			ectx, cancel := context.WithTimeout(ctx, r.o.publishTimeout)
-			_, err := EnsureStream(ectx, r.js)
+			_, err := r.o.ns.EnsureStream(ectx, r.js)
 			cancel()
 			if err != nil {
 				failures++
+				r.health.record(ctx, err)
 				wait = r.backoff(failures)
 				r.log.Warn("cannot ensure the event stream; retrying", zap.Error(err),
 					zap.Int("failures", failures), zap.Duration("retry_in", wait))
@@ -292,6 +299,9 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("outbox: claim: %w", err)
 	}
 	if len(rows) == 0 {
+		// Nothing to publish, and JetStream answered the last attempt (a failure makes
+		// Run ensure the stream before the next batch).
+		r.health.record(ctx, nil)
 		return 0, nil
 	}
 
@@ -323,6 +333,7 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 		}
 		stop = lastErr
 	}
+	r.health.record(ctx, stop) // nil: JetStream answered every row (a PubAck or a rejection)
 
 	if len(sent) > 0 {
 		if _, err := tx.NewRaw(`UPDATE outbox SET published_at = now(), payload = '{}'::jsonb WHERE id IN (?)`,
@@ -370,7 +381,7 @@ func (r *Relay) publish(ctx context.Context, row outboxRow) error {
 			semconv.MessagingMessageID(row.ID.String()),
 		))
 	defer span.End()
-	msg := &nats.Msg{Subject: row.Subject, Data: row.Payload, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: r.o.ns.Subject(row.Subject), Data: row.Payload, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, row.ID.String())
 	natsx.InjectTrace(ctx, msg)
 	ack, err := r.js.PublishMsg(ctx, msg)

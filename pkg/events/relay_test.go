@@ -21,10 +21,10 @@ import (
 )
 
 // fastRelay is a relay with test-sized waits.
-func fastRelay(t *testing.T, db *postgres.DB, js jetstream.JetStream, opts ...RelayOption) *Relay {
+func (ns *natsServer) fastRelay(t *testing.T, db *postgres.DB, js jetstream.JetStream, opts ...RelayOption) *Relay {
 	opts = append([]RelayOption{WithBackoff(20*time.Millisecond, 200*time.Millisecond),
 		WithPublishTimeout(500 * time.Millisecond), WithPollInterval(20 * time.Millisecond)}, opts...)
-	return NewRelay(db, js, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), opts...)
+	return NewRelay(db, js, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), append(opts, WithNamespace(ns.ns))...)
 }
 
 // enqueue writes events to the outbox as a producer does and returns them.
@@ -86,11 +86,11 @@ type streamMsg struct {
 }
 
 // streamMsgs reads every message the stream holds.
-func streamMsgs(t *testing.T, js jetstream.JetStream) []streamMsg {
+func (ns *natsServer) streamMsgs(t *testing.T, js jetstream.JetStream) []streamMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, StreamName)
+	s, err := js.Stream(ctx, ns.ns.Stream(StreamName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,10 +128,10 @@ type publishCounter struct {
 	n  map[string]int
 }
 
-func countPublishes(t *testing.T, nc *nats.Conn) *publishCounter {
+func (ns *natsServer) countPublishes(t *testing.T, nc *nats.Conn) *publishCounter {
 	t.Helper()
 	c := &publishCounter{n: map[string]int{}}
-	sub, err := nc.Subscribe(SubjectAll, func(m *nats.Msg) {
+	sub, err := nc.Subscribe(ns.ns.Subject(SubjectAll), func(m *nats.Msg) {
 		c.mu.Lock()
 		c.n[m.Header.Get(jetstream.MsgIDHeader)]++
 		c.mu.Unlock()
@@ -164,11 +164,11 @@ func (c *publishCounter) snapshot(t *testing.T, nc *nats.Conn) map[string]int {
 	return out
 }
 
-func ensureStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
+func (ns *natsServer) ensureStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := EnsureStream(ctx, js)
+	s, err := ns.ns.EnsureStream(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,26 +196,26 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 }
 
 func TestEnsureStreamIsIdempotentAndExplicit(t *testing.T) {
-	ns := startNATS(t)
+	ns := sharedNATS(t)
 	_, js := ns.connect(t)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		ensureStream(t, js)
+		ns.ensureStream(t, js)
 	}
 	// A stream drifted by hand is brought back to StreamConfig.
-	drifted := StreamConfig()
+	drifted := ns.ns.StreamConfig()
 	drifted.MaxAge = time.Hour
 	drifted.Duplicates = time.Minute
 	if _, err := js.UpdateStream(ctx, drifted); err != nil {
 		t.Fatal(err)
 	}
-	s := ensureStream(t, js)
+	s := ns.ensureStream(t, js)
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, want := info.Config, StreamConfig()
-	if got.Name != want.Name || strings.Join(got.Subjects, ",") != SubjectAll || got.Retention != jetstream.LimitsPolicy ||
+	got, want := info.Config, ns.ns.StreamConfig()
+	if got.Name != want.Name || strings.Join(got.Subjects, ",") != ns.ns.Subject(SubjectAll) || got.Retention != jetstream.LimitsPolicy ||
 		got.Storage != jetstream.FileStorage || got.MaxAge != MaxAge || got.MaxBytes != want.MaxBytes ||
 		got.Discard != jetstream.DiscardNew || got.Duplicates != DuplicateWindow {
 		t.Fatalf("stream config = %+v, want %+v", got, want)
@@ -224,24 +224,26 @@ func TestEnsureStreamIsIdempotentAndExplicit(t *testing.T) {
 		t.Fatal("the stream constants differ from docs/events.md")
 	}
 	names := js.StreamNames(ctx)
-	var n int
-	for range names.Name() {
-		n++
+	var mine []string
+	for name := range names.Name() {
+		if strings.HasSuffix(name, "_"+string(ns.ns)) {
+			mine = append(mine, name)
+		}
 	}
-	if n != 1 {
-		t.Fatalf("%d streams, want 1", n)
+	if len(mine) != 1 || mine[0] != "AUTH_EVENTS_"+string(ns.ns) {
+		t.Fatalf("streams of namespace %s: %v, want [AUTH_EVENTS_%[1]s]", ns.ns, mine)
 	}
 }
 
 func TestRelayPublishesPendingRows(t *testing.T) {
 	db, _ := testDB(t)
-	ns := startNATS(t)
+	ns := sharedNATS(t)
 	nc, js := ns.connect(t)
-	ensureStream(t, js)
+	ns.ensureStream(t, js)
 	keys, _ := testKeyring(t, "k1")
-	published := countPublishes(t, nc)
+	published := ns.countPublishes(t, nc)
 	reg := prometheus.NewRegistry()
-	relay := fastRelay(t, db, js, WithMetrics(reg))
+	relay := ns.fastRelay(t, db, js, WithMetrics(reg))
 	ctx := context.Background()
 
 	const raw = "raw-verification-token-0123456789"
@@ -266,13 +268,13 @@ func TestRelayPublishesPendingRows(t *testing.T) {
 	if n, err := relay.PublishPending(ctx); err != nil || n != 5 {
 		t.Fatalf("PublishPending = %d, %v; want 5", n, err)
 	}
-	msgs := streamMsgs(t, js)
+	msgs := ns.streamMsgs(t, js)
 	if len(msgs) != 5 {
 		t.Fatalf("%d messages on the stream, want 5", len(msgs))
 	}
 	for i, m := range msgs {
 		want := evs[i] // ORDER BY id: UUIDv7 ids publish in the order they were written
-		if m.ID != want.ID || m.Subject != want.Type {
+		if m.ID != want.ID || m.Subject != ns.ns.Subject(want.Type) {
 			t.Fatalf("message %d: id %s subject %s, want %s %s", i, m.ID, m.Subject, want.ID, want.Type)
 		}
 		var got Envelope
@@ -316,7 +318,7 @@ func TestRelayPublishesPendingRows(t *testing.T) {
 		t.Fatalf("Pending = %d after publishing everything", n)
 	}
 	// A second relay in the same process shares the collectors.
-	_ = fastRelay(t, db, js, WithMetrics(reg))
+	_ = ns.fastRelay(t, db, js, WithMetrics(reg))
 }
 
 func jsonEqual(a, b []byte) bool {
@@ -333,11 +335,11 @@ func TestRelayKeepsRowsWhileNATSIsDown(t *testing.T) {
 	db, _ := testDB(t)
 	ns := startNATS(t)
 	_, js := ns.connect(t)
-	ensureStream(t, js)
+	ns.ensureStream(t, js)
 	keys, _ := testKeyring(t, "k1")
 	reg := prometheus.NewRegistry()
 	// Waits long enough to see that a row is not retried before its time.
-	relay := fastRelay(t, db, js, WithMetrics(reg), WithBackoff(300*time.Millisecond, 2*time.Second))
+	relay := ns.fastRelay(t, db, js, WithMetrics(reg), WithBackoff(300*time.Millisecond, 2*time.Second))
 	ctx := context.Background()
 
 	ns.Stop()
@@ -389,7 +391,7 @@ func TestRelayKeepsRowsWhileNATSIsDown(t *testing.T) {
 		_, _ = relay.PublishPending(ctx)
 		return pending(t, db) == 0
 	})
-	counts := countByID(streamMsgs(t, js))
+	counts := countByID(ns.streamMsgs(t, js))
 	for _, ev := range evs {
 		if counts[ev.ID] != 1 {
 			t.Fatalf("event %s is on the stream %d times, want 1 (%v)", ev.ID, counts[ev.ID], counts)
@@ -422,7 +424,7 @@ func TestRelayRunStartsWhileNATSIsDown(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); fastRelay(t, db, js).Run(ctx) }()
+	go func() { defer close(done); ns.fastRelay(t, db, js).Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	time.Sleep(500 * time.Millisecond)
@@ -431,7 +433,7 @@ func TestRelayRunStartsWhileNATSIsDown(t *testing.T) {
 	}
 	ns.Start()
 	waitFor(t, 20*time.Second, "Run to create the stream and publish", func() bool { return pending(t, db) == 0 })
-	counts := countByID(streamMsgs(t, js))
+	counts := countByID(ns.streamMsgs(t, js))
 	for _, ev := range evs {
 		if counts[ev.ID] != 1 {
 			t.Fatalf("event %s on the stream %d times", ev.ID, counts[ev.ID])
@@ -443,12 +445,12 @@ func TestRelayRunStartsWhileNATSIsDown(t *testing.T) {
 	waitFor(t, 5*time.Second, "Run to publish a later event", func() bool { return row(t, db, later.ID).PublishedAt != nil })
 
 	// The stream deleted under a running relay is created again.
-	if err := js.DeleteStream(context.Background(), StreamName); err != nil {
+	if err := js.DeleteStream(context.Background(), ns.ns.Stream(StreamName)); err != nil {
 		t.Fatal(err)
 	}
 	again := enqueue(t, db, keys, 1, "auth.user.registered", userPayload)[0]
 	waitFor(t, 20*time.Second, "Run to recreate the stream", func() bool { return row(t, db, again.ID).PublishedAt != nil })
-	if counts := countByID(streamMsgs(t, js)); counts[again.ID] != 1 {
+	if counts := countByID(ns.streamMsgs(t, js)); counts[again.ID] != 1 {
 		t.Fatalf("after recreating the stream: %v", counts)
 	}
 
@@ -462,10 +464,10 @@ func TestRelayRunStartsWhileNATSIsDown(t *testing.T) {
 
 func TestRelaysRacingPublishEachRowOnce(t *testing.T) {
 	db, url := testDB(t)
-	ns := startNATS(t)
+	ns := sharedNATS(t)
 	nc, js := ns.connect(t)
-	ensureStream(t, js)
-	published := countPublishes(t, nc)
+	ns.ensureStream(t, js)
+	published := ns.countPublishes(t, nc)
 	keys, _ := testKeyring(t, "k1")
 	const rows = 200
 	evs := enqueue(t, db, keys, rows, "auth.email.verification_requested", func(i int) map[string]any {
@@ -483,7 +485,7 @@ func TestRelaysRacingPublishEachRowOnce(t *testing.T) {
 	start := make(chan struct{})
 	for r := 0; r < 2; r++ {
 		_, rjs := ns.connect(t)
-		relay := fastRelay(t, openDB(t, url), rjs, WithBatchSize(7))
+		relay := ns.fastRelay(t, openDB(t, url), rjs, WithBatchSize(7))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -510,7 +512,7 @@ func TestRelaysRacingPublishEachRowOnce(t *testing.T) {
 		t.Fatalf("%d pending, %d published in total; want 0 and %d", n, total, rows)
 	}
 	seen := published.snapshot(t, nc)
-	onStream := countByID(streamMsgs(t, js))
+	onStream := countByID(ns.streamMsgs(t, js))
 	for _, ev := range evs {
 		if seen[ev.ID] != 1 || onStream[ev.ID] != 1 {
 			t.Fatalf("event %s: published %d times, on the stream %d times; want 1 and 1", ev.ID, seen[ev.ID], onStream[ev.ID])
@@ -523,42 +525,42 @@ func TestRelaysRacingPublishEachRowOnce(t *testing.T) {
 
 func TestRelayMarksDuplicateAckAsSent(t *testing.T) {
 	db, _ := testDB(t)
-	ns := startNATS(t)
+	ns := sharedNATS(t)
 	_, js := ns.connect(t)
-	ensureStream(t, js)
+	ns.ensureStream(t, js)
 	keys, _ := testKeyring(t, "k1")
 	ctx := context.Background()
 	ev := enqueue(t, db, keys, 1, "auth.user.email_verified", userPayload)[0]
 
 	// A relay that published the row and died before its commit: the stream has it.
 	data, _ := json.Marshal(ev)
-	msg := &nats.Msg{Subject: ev.Type, Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: ns.ns.Subject(ev.Type), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := fastRelay(t, db, js).PublishPending(ctx); n != 1 || err != nil {
+	if n, err := ns.fastRelay(t, db, js).PublishPending(ctx); n != 1 || err != nil {
 		t.Fatalf("PublishPending = %d, %v; want the duplicate counted as published", n, err)
 	}
 	if r := row(t, db, ev.ID); r.PublishedAt == nil || r.Payload != "{}" || r.Attempts != 0 {
 		t.Fatalf("row = %+v, want sent", r)
 	}
-	if counts := countByID(streamMsgs(t, js)); len(counts) != 1 || counts[ev.ID] != 1 {
+	if counts := countByID(ns.streamMsgs(t, js)); len(counts) != 1 || counts[ev.ID] != 1 {
 		t.Fatalf("stream holds %v, want the event once", counts)
 	}
 }
 
 func TestRelayRetriesWhatTheStreamRejects(t *testing.T) {
 	db, _ := testDB(t)
-	ns := startNATS(t)
+	ns := sharedNATS(t)
 	_, js := ns.connect(t)
-	ensureStream(t, js)
+	ns.ensureStream(t, js)
 	keys, _ := testKeyring(t, "k1")
 	ctx := context.Background()
-	relay := fastRelay(t, db, js)
+	relay := ns.fastRelay(t, db, js)
 
 	// One event the stream refuses (too large) fails alone; the others go out.
-	cfg := StreamConfig()
+	cfg := ns.ns.StreamConfig()
 	cfg.MaxMsgSize = 2048
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -582,7 +584,7 @@ func TestRelayRetriesWhatTheStreamRejects(t *testing.T) {
 
 	// A full stream that refuses every new message: every row is retried with backoff
 	// and PublishPending says so; once there is room again they go out.
-	cfg = StreamConfig()
+	cfg = ns.ns.StreamConfig()
 	cfg.MaxMsgs = 2
 	cfg.Discard = jetstream.DiscardNew
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
@@ -600,12 +602,12 @@ func TestRelayRetriesWhatTheStreamRejects(t *testing.T) {
 			t.Fatalf("row on a full stream = %+v", r)
 		}
 	}
-	ensureStream(t, js) // back to the explicit limits
+	ns.ensureStream(t, js) // back to the explicit limits
 	waitFor(t, 10*time.Second, "the rows refused by a full stream", func() bool {
 		_, _ = relay.PublishPending(ctx)
 		return pending(t, db) == 0
 	})
-	counts := countByID(streamMsgs(t, js))
+	counts := countByID(ns.streamMsgs(t, js))
 	for _, ev := range full {
 		if counts[ev.ID] != 1 {
 			t.Fatalf("event %s on the stream %d times", ev.ID, counts[ev.ID])

@@ -20,11 +20,11 @@ import (
 func TestRelayCarriesTheRequestTrace(t *testing.T) {
 	rec := tracingtest.Install(t)
 	db, _ := testDB(t)
-	ns := startNATS(t)
+	ns := sharedNATS(t)
 	_, js := ns.connect(t)
-	ensureStream(t, js)
+	ns.ensureStream(t, js)
 	keys, _ := testKeyring(t, "k1")
-	relay := fastRelay(t, db, js)
+	relay := ns.fastRelay(t, db, js)
 
 	ctx, req := tracingtest.Root(context.Background(), "POST /v1/auth/register")
 	id := uuid.Must(uuid.NewV7()).String()
@@ -55,7 +55,7 @@ func TestRelayCarriesTheRequestTrace(t *testing.T) {
 
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(sctx, StreamName)
+	s, err := js.Stream(sctx, ns.ns.Stream(StreamName))
 	if err != nil {
 		t.Fatal(err)
 	}

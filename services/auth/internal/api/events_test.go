@@ -53,7 +53,8 @@ func evCheckEnvelope(t testing.TB, env events.Envelope, rowID, subject, userID, 
 	}
 }
 
-// evStreamMsg finds the message whose Nats-Msg-Id is id on the machine's stream.
+// evStreamMsg finds the message whose Nats-Msg-Id is id on the machine's stream, in
+// the test's namespace.
 func evStreamMsg(t testing.TB, e *apitest.Env, subject, id string, since time.Time) jetstream.Msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -62,12 +63,13 @@ func evStreamMsg(t testing.TB, e *apitest.Env, subject, id string, since time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(ctx, events.StreamName)
+	ns := e.Cfg.NATSNamespace
+	s, err := js.Stream(ctx, ns.Stream(events.StreamName))
 	if err != nil {
-		t.Fatalf("stream %s: %v", events.StreamName, err)
+		t.Fatalf("stream %s: %v", ns.Stream(events.StreamName), err)
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since,
+		FilterSubjects: []string{ns.Subject(subject)}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +157,8 @@ func TestRegisterEventIsSealedAndRelayed(t *testing.T) {
 	}
 
 	m := evStreamMsg(t, e, subject, rowID, since)
-	if m.Subject() != subject {
-		t.Fatalf("subject %q", m.Subject())
+	if want := e.Cfg.NATSNamespace.Subject(subject); m.Subject() != want {
+		t.Fatalf("subject %q, want %q", m.Subject(), want)
 	}
 	if bytes.Contains(m.Data(), []byte(tok)) {
 		t.Fatal("the published event carries the raw token")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/talentforge/auth/migrations/migratetest"
 	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/natstest"
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
 
@@ -81,6 +82,11 @@ func Start(t testing.TB, env map[string]string) *Env {
 		if v := os.Getenv(k); v != "" {
 			vars[k] = v
 		}
+	}
+	// On the shared NATS every test has streams and subjects of its own, so relays and
+	// consumers of parallel tests (and a `make run` stack) never see each other's events.
+	if _, own := env["NATS_URL"]; !own {
+		vars["NATS_NAMESPACE"] = natstest.Namespace(t)
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -149,7 +149,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	reg := metrics.New("auth")
 	// The relay ensures the stream itself, retrying while NATS is down: events wait in
 	// the outbox meanwhile, so a NATS outage never stops the service from starting.
-	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg))
+	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg), events.WithNamespace(cfg.NATSNamespace))
 	if !o.noRelay {
 		// Closed before NATS and PostgreSQL (closers run newest first).
 		a.closers = append(a.closers, a.Relay.Start(ctx))
@@ -219,7 +219,17 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		httpx.WithReadyCheck("postgres", a.DB.Ping),
 		httpx.WithReadyCheck("redis", func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }),
-		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
+		// nats: the connection is up and the outbox relay can publish (Relay.Healthy: its
+		// attempts to reach JetStream keep failing, e.g. JetStream disabled or no PubAck).
+		// The other background loop, the signing-key reload (Keys.Watch), is no check: a
+		// reload that fails keeps the keys last loaded, which go on signing and verifying,
+		// so the instance still serves correctly; the failure is logged.
+		httpx.WithReadyCheck("nats", func(ctx context.Context) error {
+			if err := natsx.Check(a.NATS); err != nil {
+				return err
+			}
+			return a.Relay.Healthy(ctx)
+		}),
 	)
 	adm := admin.NewService(store.NewAdmin(users), sessions)
 	api.New(svc, adm, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge,

@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		return nil, fmt.Errorf("NATS_URL: jetstream: %w", err)
 	}
 	reg := metrics.New("oauth")
-	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg))
+	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg), events.WithNamespace(cfg.NATSNamespace))
 	if !o.noRelay {
 		a.closers = append(a.closers, a.Relay.Start(ctx))
 	}
@@ -151,7 +151,17 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		httpx.WithReadyCheck("postgres", a.DB.Ping),
 		httpx.WithReadyCheck("redis", func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }),
-		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
+		// nats: the connection is up and the outbox relay can publish (Relay.Healthy: its
+		// attempts to reach JetStream keep failing, e.g. JetStream disabled or no PubAck).
+		// The other background loop, the signing-key reload (Keys.Watch), is no check: a
+		// reload that fails keeps the keys last loaded, which go on signing and verifying,
+		// so the instance still serves correctly; the failure is logged.
+		httpx.WithReadyCheck("nats", func(ctx context.Context) error {
+			if err := natsx.Check(a.NATS); err != nil {
+				return err
+			}
+			return a.Relay.Healthy(ctx)
+		}),
 	)
 	hc := api.Config{SecureCookies: strings.HasPrefix(cfg.OAuthCallbackBaseURL, "https://"), Budget: cfg.RateLimits.Global}
 	if cfg.RateLimitEnabled {

@@ -119,7 +119,7 @@ func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, 
 	recorder := audit.NewRecorder(audit.NewStore(a.DB))
 
 	cm := consumer.NewMetrics(reg)
-	streams := consumer.NewStreams(a.JS)
+	streams := consumer.NewStreams(a.JS, cfg.NATSNamespace)
 	db := newDBGate(a.DB, log)
 	common := func(label string) []consumer.Option {
 		return []consumer.Option{
@@ -128,8 +128,11 @@ func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, 
 			consumer.WithDrain(cfg.ShutdownTimeout),
 		}
 	}
+	// The email consumer reads every event and acks the ones that make no email
+	// ("ignored"): one filter works on NATS Server 2.9, which has no multi-subject
+	// filter, and costs one ack per non-email event.
 	a.Email = consumer.New(a.JS, streams, consumer.Config{
-		Durable: EmailConsumer, Label: "email", Subjects: notify.Subjects, Concurrency: s.EmailConcurrency,
+		Durable: EmailConsumer, Label: "email", Subject: events.SubjectAll, Concurrency: s.EmailConcurrency,
 		MaxDeliver: s.MaxDeliver, AckWait: s.AckWait, BackoffMin: s.RetryMin, BackoffMax: s.RetryMax,
 	}, emails.Handle, append(append(common("email"),
 		consumer.WithGate(func(ctx context.Context) error {
@@ -139,7 +142,7 @@ func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, 
 			return a.Mailer.Wait(ctx)
 		})), o.emailOpts...)...)
 	a.Audit = consumer.New(a.JS, streams, consumer.Config{
-		Durable: AuditConsumer, Label: "audit", Subjects: []string{events.SubjectAll}, Concurrency: s.AuditConcurrency,
+		Durable: AuditConsumer, Label: "audit", Subject: events.SubjectAll, Concurrency: s.AuditConcurrency,
 		MaxDeliver: s.MaxDeliver, AckWait: s.AckWait, BackoffMin: s.RetryMin, BackoffMax: s.RetryMax,
 	}, recorder.Handle, append(common("audit"), consumer.WithGate(db.Wait))...)
 
@@ -154,6 +157,15 @@ func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, 
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		httpx.WithReadyCheck("postgres", a.DB.Ping),
 		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
+		// One check per consumer ("consumer token-worker-email", "consumer
+		// token-worker-audit"): a worker whose NATS connection is up but whose consumer is
+		// not set up on the stream, or whose fetches keep failing (a JetStream that does
+		// not answer), sends nothing and must not say it is ready. The partition and
+		// clean-up loops (Partitions, Cleaner) are not checks: they only touch PostgreSQL,
+		// which has its own, and a pass that fails is logged and retried while the worker
+		// keeps consuming (the DEFAULT partition holds audit entries meanwhile).
+		httpx.WithReadyCheck("consumer "+EmailConsumer, a.Email.Ready),
+		httpx.WithReadyCheck("consumer "+AuditConsumer, a.Audit.Ready),
 		httpx.WithOpenAPI(apidoc.YAML),
 	)
 	return a, nil

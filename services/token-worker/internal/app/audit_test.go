@@ -41,11 +41,11 @@ func TestAuditRecordsEverySecurityEvent(t *testing.T) {
 	for i, tt := range types {
 		ev := event(t, r.keys, tt.typ, tt.payload)
 		ev.OccurredAt = time.Now().Add(time.Duration(i-len(types)) * time.Minute).UTC().Truncate(time.Microsecond)
-		workertest.Publish(t, r.js, ev, "")
-		workertest.Publish(t, r.js, ev, ev.ID+"-redelivered") // the same event again
+		r.nats.Publish(t, r.js, ev, "")
+		r.nats.Publish(t, r.js, ev, ev.ID+"-redelivered") // the same event again
 		sent = append(sent, ev)
 	}
-	settled(t, r.js, app.AuditConsumer, uint64(2*len(types)))
+	settled(t, r.nats, r.js, app.AuditConsumer, uint64(2*len(types)))
 
 	entries, err := audit.NewStore(r.worker.App.DB).ForUser(context.Background(), user, 100)
 	if err != nil {
@@ -85,7 +85,7 @@ func TestAuditRecordsEverySecurityEvent(t *testing.T) {
 
 func TestPartitionsAheadAndHealth(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, nil)
+	r := newRigOn(t, workertest.StartNATS(t), nil) // NATS goes down below
 	conn := workertest.Conn(t)
 	now := time.Now().UTC()
 	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
@@ -104,9 +104,11 @@ func TestPartitionsAheadAndHealth(t *testing.T) {
 	if code, body := r.worker.Get(t, "/healthz"); code != 200 {
 		t.Errorf("/healthz = %d %s", code, body)
 	}
-	if code, body := r.worker.Get(t, "/readyz"); code != 200 || !strings.Contains(body, `"postgres":"ok"`) || !strings.Contains(body, `"nats":"ok"`) {
-		t.Errorf("/readyz = %d %s", code, body)
-	}
+	// Ready once both consumers are set up, which may take a moment after start.
+	workertest.Eventually(t, 15*time.Second, "/readyz to answer 200", func() bool {
+		code, body := r.worker.Get(t, "/readyz")
+		return code == 200 && strings.Contains(body, `"postgres":"ok"`) && strings.Contains(body, `"nats":"ok"`)
+	})
 	// The description lists exactly the routes the server has.
 	code, body := r.worker.Get(t, "/openapi.json")
 	var doc struct {
@@ -132,7 +134,7 @@ func TestPartitionsAheadAndHealth(t *testing.T) {
 		t.Errorf("openapi.yaml describes %s, which the server does not serve", extra)
 	}
 	to := address(t, "jo")
-	workertest.Publish(t, r.js, event(t, r.keys, "auth.user.email_verified", map[string]any{"email": to, "name": "Jo"}), "")
+	r.nats.Publish(t, r.js, event(t, r.keys, "auth.user.email_verified", map[string]any{"email": to, "name": "Jo"}), "")
 	r.relay.WaitFor(t, 1, 10*time.Second)
 	workertest.Eventually(t, 5*time.Second, "every named metric on /metrics", func() bool {
 		_, body := r.worker.Get(t, "/metrics")
@@ -163,7 +165,7 @@ func TestPartitionsAheadAndHealth(t *testing.T) {
 		return code == 200
 	})
 	again := address(t, "kim")
-	workertest.Publish(t, r.js, event(t, r.keys, "auth.user.email_verified", map[string]any{"email": again, "name": "Kim"}), "")
+	r.nats.Publish(t, r.js, event(t, r.keys, "auth.user.email_verified", map[string]any{"email": again, "name": "Kim"}), "")
 	msgs := r.relay.WaitFor(t, 2, 20*time.Second)
 	if msgs[1].To[0] != again {
 		t.Errorf("after the NATS outage the email went to %v, want %s", msgs[1].To, again)

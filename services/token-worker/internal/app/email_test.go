@@ -54,7 +54,7 @@ func TestEachEmail(t *testing.T) {
 			if strings.Contains(string(ev.Payload), raw) && raw != "" {
 				t.Fatal("the test event holds the raw token")
 			}
-			workertest.Publish(t, r.js, ev, "")
+			r.nats.Publish(t, r.js, ev, "")
 
 			var msg workertest.Message
 			workertest.Eventually(t, 15*time.Second, "the email to "+to, func() bool {
@@ -111,7 +111,7 @@ func TestEachEmail(t *testing.T) {
 		})
 	}
 	t.Run("metrics", func(t *testing.T) {
-		settled(t, r.js, app.EmailConsumer, 5)
+		settled(t, r.nats, r.js, app.EmailConsumer, 5)
 		reg := r.worker.App.Metrics
 		if got := metric(t, reg, "token_worker_emails_sent_total", map[string]string{"kind": "verification"}); got != 1 {
 			t.Errorf("emails_sent_total{kind=verification} = %v, want 1", got)
@@ -132,9 +132,9 @@ func TestRedeliveredEventSendsOnce(t *testing.T) {
 	ev := event(t, r.keys, "auth.email.password_reset_requested",
 		map[string]any{"user_id": "0190a8a4-0000-7000-8000-000000000002", "email": to, "name": "", "token": token(), "expires_at": time.Now().Add(time.Hour)})
 	// The outbox relay publishing a row twice past the stream's duplicate window.
-	workertest.Publish(t, r.js, ev, ev.ID)
-	workertest.Publish(t, r.js, ev, ev.ID+"-again")
-	settled(t, r.js, app.EmailConsumer, 2)
+	r.nats.Publish(t, r.js, ev, ev.ID)
+	r.nats.Publish(t, r.js, ev, ev.ID+"-again")
+	settled(t, r.nats, r.js, app.EmailConsumer, 2)
 	if n := len(r.relay.Messages()); n != 1 {
 		t.Fatalf("the relay got %d emails, want 1", n)
 	}
@@ -174,9 +174,9 @@ func TestRelayRefusesThenAccepts(t *testing.T) {
 			to := address(t, "cy")
 			ev := event(t, r.keys, "auth.email.verification_requested",
 				map[string]any{"email": to, "name": "Cy", "token": token(), "expires_at": time.Now().Add(time.Hour)})
-			workertest.Publish(t, r.js, ev, "")
+			r.nats.Publish(t, r.js, ev, "")
 			r.relay.WaitFor(t, 1, 15*time.Second)
-			info := settled(t, r.js, app.EmailConsumer, 1)
+			info := settled(t, r.nats, r.js, app.EmailConsumer, 1)
 			if n := len(r.relay.Messages()); n != 1 {
 				t.Fatalf("the relay accepted %d emails, want exactly 1", n)
 			}
@@ -210,7 +210,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	for i := range 4 {
 		to := address(t, fmt.Sprintf("dee%d", i))
 		tos = append(tos, to)
-		workertest.Publish(t, r.js, event(t, r.keys, "auth.email.register_existing", map[string]any{"email": to, "name": "Dee"}), "")
+		r.nats.Publish(t, r.js, event(t, r.keys, "auth.email.register_existing", map[string]any{"email": to, "name": "Dee"}), "")
 	}
 	workertest.Eventually(t, 10*time.Second, "the breaker to open", func() bool {
 		return m.State() == gobreaker.StateOpen && metric(t, reg, "token_worker_smtp_breaker_state", nil) == 2
@@ -219,7 +219,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	// their deliveries, and the relay only sees the probes (one per breaker timeout).
 	time.Sleep(500 * time.Millisecond) // a fetch under way when it opened (300 ms) ends
 	delivered := func() uint64 {
-		c, err := r.js.Consumer(context.Background(), events.StreamName, app.EmailConsumer)
+		c, err := r.js.Consumer(context.Background(), r.nats.Namespace.Stream(events.StreamName), app.EmailConsumer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +244,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 
 	down.Store(false)
 	r.relay.WaitFor(t, 4, 15*time.Second)
-	settled(t, r.js, app.EmailConsumer, 4)
+	settled(t, r.nats, r.js, app.EmailConsumer, 4)
 	workertest.Eventually(t, 5*time.Second, "the breaker to close", func() bool {
 		return m.State() == gobreaker.StateClosed && metric(t, reg, "token_worker_smtp_breaker_state", nil) == 0
 	})
@@ -266,7 +266,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 // before the ack: the event comes back to a new worker, which sends nothing.
 func TestKilledBeforeAckSendsOnce(t *testing.T) {
 	t.Parallel()
-	n := workertest.StartNATS(t)
+	n := workertest.SharedNATS(t)
 	relay := workertest.StartSMTP(t)
 	js := n.JetStream(t)
 	spec, keys := workertest.Keys(t, "k1")
@@ -286,7 +286,7 @@ func TestKilledBeforeAckSendsOnce(t *testing.T) {
 	to := address(t, "eve")
 	ev := event(t, keys, "auth.email.verification_requested",
 		map[string]any{"email": to, "name": "Eve", "token": token(), "expires_at": time.Now().Add(time.Hour)})
-	workertest.Publish(t, js, ev, "")
+	n.Publish(t, js, ev, "")
 	select {
 	case <-killed:
 	case <-time.After(15 * time.Second):
@@ -298,7 +298,7 @@ func TestKilledBeforeAckSendsOnce(t *testing.T) {
 	first.Stop()
 
 	second := workertest.StartWorker(t, n, relay, spec, nil)
-	info := settled(t, js, app.EmailConsumer, 2)
+	info := settled(t, n, js, app.EmailConsumer, 2)
 	if info.NumRedelivered != 0 || info.Delivered.Consumer < 2 {
 		t.Logf("consumer info: %+v", info)
 	}
@@ -318,19 +318,19 @@ func TestDeadLetters(t *testing.T) {
 	_, foreign := workertest.Keys(t, "rotated-away")
 	unknownKid := event(t, foreign, "auth.email.verification_requested",
 		map[string]any{"email": address(t, "fay"), "name": "Fay", "token": token(), "expires_at": time.Now().Add(time.Hour)})
-	workertest.Publish(t, r.js, unknownKid, "")
+	r.nats.Publish(t, r.js, unknownKid, "")
 	// Not an envelope at all: no retry can help.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := r.js.Publish(ctx, "auth.email.register_existing", []byte(`{"id": 42`)); err != nil {
+	if _, err := r.js.Publish(ctx, r.nats.Namespace.Subject("auth.email.register_existing"), []byte(`{"id": 42`)); err != nil {
 		t.Fatal(err)
 	}
 
 	workertest.Eventually(t, 10*time.Second, "the dead-letter stream", func() bool {
-		_, err := r.js.Stream(ctx, consumer.DeadLetterStream)
+		_, err := r.js.Stream(ctx, r.nats.Namespace.Stream(consumer.DeadLetterStream))
 		return err == nil
 	})
-	dl, err := r.js.CreateOrUpdateConsumer(ctx, consumer.DeadLetterStream, jetstreamConsumer("deadletter.auth.email.>"))
+	dl, err := r.js.CreateOrUpdateConsumer(ctx, r.nats.Namespace.Stream(consumer.DeadLetterStream), jetstreamConsumer(r.nats.Namespace.Subject("deadletter.auth.email.>")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,8 @@ func TestDeadLetters(t *testing.T) {
 		}
 		for m := range batch.Messages() {
 			if m.Headers().Get(consumer.HeaderConsumer) == app.EmailConsumer {
-				got[m.Subject()] = map[string]string{
+				typ, _ := r.nats.Namespace.Type(m.Subject())
+				got[typ] = map[string]string{
 					"deliveries": m.Headers().Get(consumer.HeaderDeliveries),
 					"reason":     m.Headers().Get(consumer.HeaderReason),
 					"data":       string(m.Data()),
@@ -359,7 +360,7 @@ func TestDeadLetters(t *testing.T) {
 	if v := got["deadletter.auth.email.register_existing"]; v == nil || v["deliveries"] != "1" || v["data"] != `{"id": 42` {
 		t.Errorf("malformed-event dead letter = %v; want it at once, as it came", v)
 	}
-	settled(t, r.js, app.EmailConsumer, 4)
+	settled(t, r.nats, r.js, app.EmailConsumer, 4)
 	if n := len(r.relay.Messages()); n != 0 {
 		t.Errorf("%d emails sent for events that cannot be sent", n)
 	}
@@ -374,12 +375,12 @@ func TestPerAddressCapAndExpiredLinks(t *testing.T) {
 	r := newRig(t, workertest.Env{"WORKER_EMAILS_PER_ADDRESS_PER_HOUR": "2"})
 	to := address(t, "gus")
 	for range 4 {
-		workertest.Publish(t, r.js, event(t, r.keys, "auth.email.register_existing", map[string]any{"email": to, "name": "Gus"}), "")
+		r.nats.Publish(t, r.js, event(t, r.keys, "auth.email.register_existing", map[string]any{"email": to, "name": "Gus"}), "")
 	}
 	other := address(t, "hal")
-	workertest.Publish(t, r.js, event(t, r.keys, "auth.email.password_reset_requested",
+	r.nats.Publish(t, r.js, event(t, r.keys, "auth.email.password_reset_requested",
 		map[string]any{"email": other, "name": "Hal", "token": token(), "expires_at": time.Now().Add(-time.Minute)}), "")
-	settled(t, r.js, app.EmailConsumer, 5)
+	settled(t, r.nats, r.js, app.EmailConsumer, 5)
 	sent := map[string]int{}
 	for _, m := range r.relay.Messages() {
 		sent[m.To[0]]++

@@ -13,7 +13,7 @@ import (
 	"github.com/talentforge/auth/services/token-worker/internal/workertest"
 )
 
-// rig is one test's own NATS, relay, keys and worker.
+// rig is one test's own NATS (or namespace on it), relay, keys and worker.
 type rig struct {
 	nats   *workertest.NATS
 	relay  *workertest.SMTP
@@ -23,9 +23,16 @@ type rig struct {
 	worker *workertest.Worker
 }
 
+// newRig runs on the machine's NATS, in a namespace of the test's own.
 func newRig(t *testing.T, env workertest.Env) *rig {
 	t.Helper()
-	r := &rig{nats: workertest.StartNATS(t), relay: workertest.StartSMTP(t)}
+	return newRigOn(t, workertest.SharedNATS(t), env)
+}
+
+// newRigOn runs on n: StartNATS for a test that stops NATS.
+func newRigOn(t *testing.T, n *workertest.NATS, env workertest.Env) *rig {
+	t.Helper()
+	r := &rig{nats: n, relay: workertest.StartSMTP(t)}
 	r.js = r.nats.JetStream(t)
 	r.spec, r.keys = workertest.Keys(t, "k1")
 	r.worker = workertest.StartWorker(t, r.nats, r.relay, r.spec, env)
@@ -49,13 +56,13 @@ func event(t *testing.T, keys *events.Keyring, typ string, payload map[string]an
 func token() string { return "tok_" + workertest.RandomHex(32) }
 
 // settled waits until the consumer has nothing pending or unacknowledged.
-func settled(t *testing.T, js jetstream.JetStream, durable string, delivered uint64) *jetstream.ConsumerInfo {
+func settled(t *testing.T, n *workertest.NATS, js jetstream.JetStream, durable string, delivered uint64) *jetstream.ConsumerInfo {
 	t.Helper()
 	var info *jetstream.ConsumerInfo
 	workertest.Eventually(t, 20*time.Second, durable+" to settle", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		c, err := js.Consumer(ctx, events.StreamName, durable)
+		c, err := js.Consumer(ctx, n.Namespace.Stream(events.StreamName), durable)
 		if err != nil {
 			return false
 		}
@@ -67,6 +74,13 @@ func settled(t *testing.T, js jetstream.JetStream, durable string, delivered uin
 
 // metric returns the value of the series name{labels}, 0 when it does not exist.
 func metric(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, _ := series(t, reg, name, labels)
+	return v
+}
+
+// series returns the value of the counter or gauge name{labels} and whether it exists.
+func series(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -89,13 +103,13 @@ func metric(t *testing.T, reg prometheus.Gatherer, name string, labels map[strin
 			}
 			switch {
 			case m.Counter != nil:
-				return m.Counter.GetValue()
+				return m.Counter.GetValue(), true
 			case m.Gauge != nil:
-				return m.Gauge.GetValue()
+				return m.Gauge.GetValue(), true
 			}
 		}
 	}
-	return 0
+	return 0, false
 }
 
 func jetstreamConsumer(filter string) jetstream.ConsumerConfig {

@@ -23,7 +23,7 @@ func publishMsg(t *testing.T, r *rig, ctx context.Context, ev events.Envelope) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: ev.Type, Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: r.nats.Namespace.Subject(ev.Type), Data: data, Header: nats.Header{}}
 	msg.Header.Set(nats.MsgIdHdr, ev.ID)
 	natsx.InjectTrace(ctx, msg)
 	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -5,6 +5,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,8 +41,9 @@ type Config struct {
 	Durable string
 	// Label names the consumer in metrics and logs, e.g. "email".
 	Label string
-	// Subjects filters the stream; empty means every event.
-	Subjects []string
+	// Subject filters the stream (one subject, wildcards allowed); empty means every
+	// event. One filter, not FilterSubjects: NATS Server 2.9 has no multi-subject filter.
+	Subject string
 	// Concurrency is how many events are handled at once.
 	Concurrency int
 	// MaxDeliver is how many deliveries an event gets before it is dead-lettered. Failures
@@ -99,12 +101,15 @@ func WithDrain(d time.Duration) Option { return func(o *options) { o.drain = d }
 // server).
 type Streams struct {
 	js   jetstream.JetStream
+	ns   events.Namespace
 	mu   sync.Mutex
 	done bool
 }
 
-// NewStreams returns the set-up of the streams on js.
-func NewStreams(js jetstream.JetStream) *Streams { return &Streams{js: js} }
+// NewStreams returns the set-up of the streams of namespace ns (NATS_NAMESPACE) on js.
+func NewStreams(js jetstream.JetStream, ns events.Namespace) *Streams {
+	return &Streams{js: js, ns: ns}
+}
 
 // Ensure creates both streams or brings them to their configuration, unless done already.
 func (s *Streams) Ensure(ctx context.Context) error {
@@ -113,10 +118,10 @@ func (s *Streams) Ensure(ctx context.Context) error {
 	if s.done {
 		return nil
 	}
-	if _, err := events.EnsureStream(ctx, s.js); err != nil {
+	if _, err := s.ns.EnsureStream(ctx, s.js); err != nil {
 		return err
 	}
-	if err := EnsureDeadLetterStream(ctx, s.js); err != nil {
+	if err := EnsureDeadLetterStream(ctx, s.js, s.ns); err != nil {
 		return err
 	}
 	s.done = true
@@ -138,6 +143,7 @@ type Consumer struct {
 	cfg     Config
 	handle  Handler
 	o       options
+	ready   readiness
 }
 
 // New returns a consumer; Run creates it on the server and consumes. streams is shared
@@ -154,7 +160,9 @@ func New(js jetstream.JetStream, streams *Streams, cfg Config, handle Handler, o
 		cfg.Concurrency = 1
 	}
 	o.log = o.log.With(zap.String("consumer", cfg.Durable))
-	return &Consumer{tracer: otel.Tracer("github.com/talentforge/auth/services/token-worker/internal/consumer"), js: js, streams: streams, cfg: cfg, handle: handle, o: o}
+	c := &Consumer{tracer: otel.Tracer("github.com/talentforge/auth/services/token-worker/internal/consumer"), js: js, streams: streams, cfg: cfg, handle: handle, o: o}
+	c.initReady()
+	return c
 }
 
 // serverMaxDeliver is the server's bound: room for failures not held against an event.
@@ -165,14 +173,14 @@ func (c *Consumer) serverMaxDeliver() int { return 2 * c.cfg.MaxDeliver }
 // uses BackOff in place of AckWait, which would cut a slow first delivery short.
 func (c *Consumer) ConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        c.cfg.Durable,
-		Description:    "token-worker: " + c.cfg.Label,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        c.cfg.AckWait,
-		MaxDeliver:     c.serverMaxDeliver(),
-		FilterSubjects: c.cfg.Subjects,
-		MaxAckPending:  max(1000, 4*c.cfg.Concurrency),
+		Durable:       c.cfg.Durable,
+		Description:   "token-worker: " + c.cfg.Label,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxDeliver:    c.serverMaxDeliver(),
+		FilterSubject: c.streams.ns.Subject(cmp.Or(c.cfg.Subject, events.SubjectAll)),
+		MaxAckPending: max(1000, 4*c.cfg.Concurrency),
 	}
 }
 
@@ -182,7 +190,7 @@ func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
 	if err := c.streams.Ensure(ctx); err != nil {
 		return nil, err
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, events.StreamName, c.ConsumerConfig())
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.streams.ns.Stream(events.StreamName), c.ConsumerConfig())
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			c.streams.reset()
@@ -197,11 +205,13 @@ func (c *Consumer) ensure(ctx context.Context) jetstream.Consumer {
 	for n := 1; ; n++ {
 		cons, err := c.Ensure(ctx)
 		if err == nil {
+			c.setUp(nil)
 			return cons
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
+		c.setUp(err)
 		c.o.log.Warn("cannot set up the consumer yet; retrying", zap.Error(err))
 		if !sleep(ctx, retry.Backoff(n, c.o.retryWait, 30*time.Second)) {
 			return nil
@@ -212,11 +222,12 @@ func (c *Consumer) ensure(ctx context.Context) jetstream.Consumer {
 // Run consumes until ctx ends, then lets the events being handled finish (within the
 // drain time) and returns.
 func (c *Consumer) Run(ctx context.Context) {
+	defer c.stop()
 	cons := c.ensure(ctx)
 	if cons == nil {
 		return
 	}
-	c.o.log.Info("consuming", zap.Strings("subjects", c.cfg.Subjects))
+	c.o.log.Info("consuming", zap.String("subject", c.cfg.Subject))
 	var wg sync.WaitGroup
 	wg.Go(func() { c.reportLag(ctx, cons) })
 
@@ -253,6 +264,7 @@ func (c *Consumer) Run(ctx context.Context) {
 		}
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 			failures++
+			c.fetched(err)
 			c.o.log.Warn("fetch failed", zap.Error(err), zap.Int("failures", failures))
 			if !sleep(ctx, retry.Backoff(failures, c.o.retryWait, 30*time.Second)) {
 				break
@@ -265,6 +277,7 @@ func (c *Consumer) Run(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		c.fetched(nil)
 	}
 
 	done := make(chan struct{})
@@ -308,13 +321,16 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	delivery := int(meta.NumDelivered)
-	ev, err := decode(msg)
+	ev, err := decode(msg, c.streams.ns)
 	ctx, span := c.startSpan(ctx, msg, ev, delivery)
 	defer span.End()
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "undecodable event")
-		c.deadLetter(ctx, msg, meta, events.Envelope{Type: msg.Subject()}, err)
+		// An event that cannot be read is dead-lettered under its subject's type, not
+		// its envelope's: the subject is what the stream vouches for.
+		typ, _ := c.streams.ns.Type(msg.Subject())
+		c.deadLetter(ctx, msg, meta, events.Envelope{Type: typ}, err)
 		return
 	}
 	log := logging.WithTrace(ctx, c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", ev.Type), zap.Int("delivery", delivery)))
@@ -375,7 +391,8 @@ func (c *Consumer) startSpan(ctx context.Context, msg jetstream.Msg, ev events.E
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = ev.TraceContext(ctx)
 	}
-	ctx, span := c.tracer.Start(ctx, "process "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	typ, _ := c.streams.ns.Type(msg.Subject()) // span names stay the same in every namespace
+	ctx, span := c.tracer.Start(ctx, "process "+typ, trace.WithSpanKind(trace.SpanKindConsumer))
 	if span.IsRecording() {
 		span.SetAttributes(
 			semconv.MessagingSystemKey.String("nats"),
@@ -415,7 +432,7 @@ func (c *Consumer) handleInProgress(ctx context.Context, msg jetstream.Msg, ev e
 }
 
 // decode reads the envelope; an event that cannot be read is dead-lettered at once.
-func decode(msg jetstream.Msg) (events.Envelope, error) {
+func decode(msg jetstream.Msg, ns events.Namespace) (events.Envelope, error) {
 	var ev events.Envelope
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 		return ev, retry.Permanent(fmt.Errorf("decode envelope: %w", err))
@@ -423,7 +440,7 @@ func decode(msg jetstream.Msg) (events.Envelope, error) {
 	if _, err := uuid.Parse(ev.ID); err != nil {
 		return ev, retry.Permanent(fmt.Errorf("envelope id %q is not a uuid", ev.ID))
 	}
-	if ev.Type != msg.Subject() {
+	if typ, ok := ns.Type(msg.Subject()); !ok || ev.Type != typ {
 		return ev, retry.Permanent(fmt.Errorf("envelope type %q differs from its subject %q", ev.Type, msg.Subject()))
 	}
 	if ev.OccurredAt.IsZero() {
@@ -471,6 +488,7 @@ type Metrics struct {
 	deadLetters *prometheus.CounterVec
 	pending     *prometheus.GaugeVec
 	ackPending  *prometheus.GaugeVec
+	ready       *prometheus.GaugeVec
 }
 
 // NewMetrics builds the metrics and registers them on reg (when not nil).
@@ -489,9 +507,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "token_worker_consumer_ack_pending", Help: "Events delivered to the consumer and not yet acknowledged.",
 		}, []string{"consumer"}),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "token_worker_consumer_ready", Help: "1 while the consumer is set up on the stream and its fetches work, else 0 (see /readyz).",
+		}, []string{"consumer"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.deadLetters, m.pending, m.ackPending)
+		reg.MustRegister(m.consumed, m.deadLetters, m.pending, m.ackPending, m.ready)
 	}
 	return m
 }

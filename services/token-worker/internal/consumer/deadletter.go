@@ -15,7 +15,8 @@ import (
 )
 
 // The dead-letter stream: an event no retry could handle is published there, as it
-// came, under DeadLetterPrefix + its subject, and the original is terminated.
+// came, under DeadLetterPrefix + its type (in the namespace, as the events stream), and
+// the original is terminated.
 const (
 	DeadLetterStream  = "AUTH_DEADLETTER"
 	DeadLetterPrefix  = "deadletter."
@@ -31,12 +32,12 @@ const (
 	HeaderStreamSeq  = "Dead-Letter-Stream-Seq"
 )
 
-// DeadLetterStreamConfig is the dead-letter stream's configuration.
-func DeadLetterStreamConfig() jetstream.StreamConfig {
+// DeadLetterStreamConfig is the dead-letter stream's configuration in namespace ns.
+func DeadLetterStreamConfig(ns events.Namespace) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        DeadLetterStream,
+		Name:        ns.Stream(DeadLetterStream),
 		Description: "auth events the token-worker gave up on; inspect, fix and republish",
-		Subjects:    []string{DeadLetterSubject},
+		Subjects:    []string{ns.Subject(DeadLetterSubject)},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      DeadLetterMaxAge,
@@ -47,9 +48,10 @@ func DeadLetterStreamConfig() jetstream.StreamConfig {
 }
 
 // EnsureDeadLetterStream creates the dead-letter stream or brings it to its configuration.
-func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream) error {
-	if _, err := js.CreateOrUpdateStream(ctx, DeadLetterStreamConfig()); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", DeadLetterStream, err)
+func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, ns events.Namespace) error {
+	cfg := DeadLetterStreamConfig(ns)
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
 	return nil
 }
@@ -57,14 +59,15 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream) error {
 // deadLetter publishes the event to the dead-letter stream and terminates it. When the
 // publish fails the event is retried instead, so it is never dropped silently.
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, ev events.Envelope, cause error) {
-	log := logging.WithTrace(ctx, c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", msg.Subject()), zap.Uint64("delivery", meta.NumDelivered)))
+	typ := ev.Type
+	log := logging.WithTrace(ctx, c.o.log.With(zap.String("event_id", ev.ID), zap.String("type", typ), zap.Uint64("delivery", meta.NumDelivered)))
 	// One dead letter per event and consumer, whatever the number of attempts.
 	id := c.cfg.Durable + ":" + ev.ID
 	if ev.ID == "" {
 		id = c.cfg.Durable + ":seq:" + itoa(meta.Sequence.Stream)
 	}
 	dl := &nats.Msg{
-		Subject: DeadLetterPrefix + msg.Subject(),
+		Subject: c.streams.ns.Subject(DeadLetterPrefix + typ),
 		Data:    msg.Data(),
 		Header: natsHeader(
 			HeaderConsumer, c.cfg.Durable,
@@ -78,14 +81,14 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jets
 	defer cancel()
 	if _, err := c.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id)); err != nil {
 		log.Error("cannot publish the dead letter; retrying the event", zap.NamedError("cause", cause), zap.Error(err))
-		c.o.metrics.consumed.WithLabelValues(c.cfg.Label, msg.Subject(), "retry").Inc()
+		c.o.metrics.consumed.WithLabelValues(c.cfg.Label, typ, "retry").Inc()
 		_ = msg.NakWithDelay(c.cfg.BackoffMax)
 		return
 	}
 	if err := msg.Term(); err != nil {
 		log.Warn("term failed: the dead letter is published, the event may come back and be dead-lettered again", zap.Error(err))
 	}
-	c.o.metrics.consumed.WithLabelValues(c.cfg.Label, msg.Subject(), "dead_letter").Inc()
-	c.o.metrics.deadLetters.WithLabelValues(c.cfg.Label, msg.Subject()).Inc()
+	c.o.metrics.consumed.WithLabelValues(c.cfg.Label, typ, "dead_letter").Inc()
+	c.o.metrics.deadLetters.WithLabelValues(c.cfg.Label, typ).Inc()
 	log.Error("event dead-lettered", zap.Error(cause))
 }

@@ -34,10 +34,6 @@ const (
 	TypeMFADisabled           = "auth.user.mfa_disabled"
 )
 
-// Subjects are the event types this package handles.
-var Subjects = []string{TypeVerificationRequested, TypePasswordResetRequest, TypeRegisterExisting, TypePasswordChanged,
-	TypeEmailVerified, TypeMFAEnabled, TypeMFADisabled}
-
 var kinds = map[string]mailer.Kind{
 	TypeVerificationRequested: mailer.KindVerification,
 	TypePasswordResetRequest:  mailer.KindPasswordReset,

@@ -35,6 +35,7 @@ func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts 
 	vars := Env{
 		"DATABASE_URL":                       Database(t),
 		"NATS_URL":                           n.URL(),
+		"NATS_NAMESPACE":                     string(n.Namespace),
 		"SMTP_HOST":                          relay.Host,
 		"SMTP_PORT":                          strconv.Itoa(relay.Port),
 		"SMTP_FROM":                          "no-reply@talentforge.test",

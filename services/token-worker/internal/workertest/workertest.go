@@ -1,6 +1,7 @@
 // Package workertest starts the real things the worker's tests run against: a migrated
-// PostgreSQL database per test binary, an in-process NATS server with JetStream per
-// test, a real SMTP server (go-smtp) on a socket, and the worker itself.
+// PostgreSQL database per test binary, the machine's NATS with a namespace per test (or
+// a nats-server process of the test's own), a real SMTP server (go-smtp) on a socket,
+// and the worker itself.
 package workertest
 
 import (
@@ -52,16 +53,31 @@ func RandomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// NATS is a NATS server with JetStream of one test's own (natstest), which the test
-// can stop and restart.
+// NATS is where a test's events go: the machine's server with a namespace of the
+// test's own (SharedNATS), or a nats-server process of the test's own in the default
+// layout (StartNATS), which the test can stop and restart.
 type NATS struct {
-	*natstest.Server
+	*natstest.Server // nil on the shared server
+	Namespace        events.Namespace
 }
 
-// StartNATS starts a NATS server on a free port; it stops with the test.
-func StartNATS(t testing.TB) *NATS { return &NATS{natstest.Run(t)} }
+// SharedNATS is the machine's NATS (NATS_URL) with a namespace of the test's own.
+func SharedNATS(t testing.TB) *NATS {
+	return &NATS{Namespace: events.Namespace(natstest.Namespace(t))}
+}
 
-// JetStream connects a client of the test's own.
+// StartNATS starts a nats-server process on a free port; it stops with the test.
+func StartNATS(t testing.TB) *NATS { return &NATS{Server: natstest.Run(t)} }
+
+// URL is the server's client URL.
+func (n *NATS) URL() string {
+	if n.Server == nil {
+		return natstest.URL()
+	}
+	return n.Server.URL()
+}
+
+// JetStream connects a client of the test's own and makes sure the events stream exists.
 func (n *NATS) JetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
@@ -75,15 +91,15 @@ func (n *NATS) JetStream(t testing.TB) jetstream.JetStream {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := events.EnsureStream(ctx, js); err != nil {
+	if _, err := n.Namespace.EnsureStream(ctx, js); err != nil {
 		t.Fatal(err)
 	}
 	return js
 }
 
-// Publish publishes ev as the auth service does: subject = type, Nats-Msg-Id = msgID
-// (the event id when empty).
-func Publish(t testing.TB, js jetstream.JetStream, ev events.Envelope, msgID string) {
+// Publish publishes ev as the auth service does: subject = type (in the namespace),
+// Nats-Msg-Id = msgID (the event id when empty).
+func (n *NATS) Publish(t testing.TB, js jetstream.JetStream, ev events.Envelope, msgID string) {
 	t.Helper()
 	if msgID == "" {
 		msgID = ev.ID
@@ -94,7 +110,7 @@ func Publish(t testing.TB, js jetstream.JetStream, ev events.Envelope, msgID str
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.Publish(ctx, ev.Type, data, jetstream.WithMsgID(msgID)); err != nil {
+	if _, err := js.Publish(ctx, n.Namespace.Subject(ev.Type), data, jetstream.WithMsgID(msgID)); err != nil {
 		t.Fatalf("publish %s: %v", ev.Type, err)
 	}
 }
