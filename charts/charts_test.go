@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -940,6 +941,42 @@ func checkTraefik(t *testing.T, svc string, r *rendered) {
 			t.Errorf("chain's first middleware %s does not remove %s", chain[0], h)
 		}
 	}
+	// Every "_"/"-" spelling too (CGI, WSGI and PHP fold "_" into "-"): Traefik deletes
+	// an empty-valued header with Header.Del, so simulate that on a forged request.
+	forged := http.Header{}
+	for _, h := range hdrs {
+		for _, s := range authHeaderSpellings(h) {
+			forged.Add(s, "evil")
+		}
+	}
+	left := forged.Clone()
+	for k, v := range custom {
+		if v == "" {
+			left.Del(k)
+		}
+	}
+	for k := range left {
+		t.Errorf("chain's first middleware %s lets a client-sent %s through", chain[0], k)
+	}
+	// And the ForwardAuth drops any X-Auth spelling left, keeping only auth's answer.
+	re, err := regexp.Compile(fmt.Sprint(fa["authResponseHeadersRegex"]))
+	if fa["authResponseHeadersRegex"] == nil || err != nil {
+		t.Errorf("ForwardAuth authResponseHeadersRegex %v (%v)", fa["authResponseHeadersRegex"], err)
+	} else {
+		for k := range forged {
+			if !re.MatchString(k) {
+				t.Errorf("ForwardAuth authResponseHeadersRegex %q keeps a client-sent %s", re, k)
+			}
+		}
+		for _, k := range []string{"Authorization", "Cookie", "X-Request-Id", "X-Forwarded-For"} {
+			if re.MatchString(k) {
+				t.Errorf("ForwardAuth authResponseHeadersRegex %q also drops %s", re, k)
+			}
+		}
+	}
+	if n, _ := fa["maxResponseBodySize"].(float64); n <= 0 {
+		t.Errorf("ForwardAuth maxResponseBodySize %v: not set", fa["maxResponseBodySize"])
+	}
 	if _, ok := mws[chain[1]]["forwardAuth"]; !ok {
 		t.Errorf("chain's second middleware %s is not the ForwardAuth", chain[1])
 	}
@@ -1145,4 +1182,25 @@ func TestSharedTemplatesInSync(t *testing.T) {
 			}
 		}
 	}
+}
+
+// authHeaderSpellings is every spelling of an X-Auth header with each separator either
+// "-" or "_": 2^(n-1) for n words (deploy/traefik_test.go has the same).
+func authHeaderSpellings(name string) []string {
+	words := strings.Split(name, "-")
+	var out []string
+	for mask := 0; mask < 1<<(len(words)-1); mask++ {
+		var b strings.Builder
+		b.WriteString(words[0])
+		for i, w := range words[1:] {
+			if mask&(1<<i) != 0 {
+				b.WriteByte('_')
+			} else {
+				b.WriteByte('-')
+			}
+			b.WriteString(w)
+		}
+		out = append(out, b.String())
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -265,5 +266,131 @@ func TestAPIPrefixesMatchTheContract(t *testing.T) {
 		if !slices.Equal(got, apiPrefixes[svc]) {
 			t.Errorf("API.md: %s serves %v, this test routes %v", svc, got, apiPrefixes[svc])
 		}
+	}
+}
+
+// authHeaderSpellings is every spelling of an X-Auth header with each separator either
+// "-" or "_": 2^(n-1) for n words. Back ends behind CGI, WSGI or PHP fold "_" into "-",
+// so each one reads as the real header there; Traefik (Go) canonicalises header names
+// but keeps "_" and "-" apart, so each is a header of its own to delete.
+func authHeaderSpellings(name string) []string {
+	words := strings.Split(name, "-")
+	var out []string
+	for mask := 0; mask < 1<<(len(words)-1); mask++ {
+		var b strings.Builder
+		b.WriteString(words[0])
+		for i, w := range words[1:] {
+			if mask&(1<<i) != 0 {
+				b.WriteByte('_')
+			} else {
+				b.WriteByte('-')
+			}
+			b.WriteString(w)
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func TestAuthHeaderSpellings(t *testing.T) {
+	got := authHeaderSpellings("X-Auth-User-Id")
+	if len(got) != 8 || !slices.Contains(got, "X-Auth-User-Id") || !slices.Contains(got, "X_Auth_User_Id") || !slices.Contains(got, "X-Auth_User-Id") {
+		t.Errorf("spellings %v", got)
+	}
+}
+
+// forgedAuthHeaders is a client request carrying every spelling of every X-Auth header,
+// keyed as Go's server (Traefik) stores them.
+func forgedAuthHeaders() http.Header {
+	h := http.Header{}
+	for _, name := range forwardAuthHeaders {
+		for _, s := range authHeaderSpellings(name) {
+			h.Add(s, "evil")
+		}
+	}
+	return h
+}
+
+// Every router that runs a ForwardAuth must first delete every spelling of every X-Auth
+// header (a headers middleware: an empty customRequestHeaders value is Header.Del), and
+// the ForwardAuth itself must drop any left (authResponseHeadersRegex: Traefik deletes
+// every request header it matches, then copies the matching ones auth answered) and
+// bound auth's answer (maxResponseBodySize).
+func TestTraefikStripsEverySpellingOfTheAuthHeaders(t *testing.T) {
+	routers, middlewares, _ := traefikDynamic(t)
+	protected := 0
+	for name, r := range routers {
+		mws := middlewareChain(t, middlewares, strs(dig(r, "middlewares")))
+		fa := slices.IndexFunc(mws, func(m string) bool { return dig(middlewares, m, "forwardAuth") != nil })
+		if fa < 0 {
+			continue
+		}
+		protected++
+		h := forgedAuthHeaders()
+		for _, m := range mws[:fa] {
+			custom, _ := dig(middlewares, m, "headers", "customRequestHeaders").(map[string]any)
+			for k, v := range custom {
+				if v == "" {
+					h.Del(k)
+				}
+			}
+		}
+		if len(h) > 0 {
+			left := slices.Sorted(func(yield func(string) bool) {
+				for k := range h {
+					if !yield(k) {
+						return
+					}
+				}
+			})
+			t.Errorf("router %s: client-sent %v reach ForwardAuth %s and, unless it drops them, the upstream", name, left, mws[fa])
+		}
+		f := dig(middlewares, mws[fa], "forwardAuth")
+		re, err := regexp.Compile(str(dig(f, "authResponseHeadersRegex")))
+		if err != nil || str(dig(f, "authResponseHeadersRegex")) == "" {
+			t.Errorf("router %s: forwardAuth %s authResponseHeadersRegex %q (%v): want one that drops every X-Auth spelling", name, mws[fa], str(dig(f, "authResponseHeadersRegex")), err)
+		} else {
+			for k := range forgedAuthHeaders() {
+				if !re.MatchString(k) {
+					t.Errorf("router %s: forwardAuth %s authResponseHeadersRegex %q keeps a client-sent %s", name, mws[fa], re, k)
+				}
+			}
+			for _, k := range []string{"Authorization", "Cookie", "X-Request-Id", "X-Forwarded-For"} {
+				if re.MatchString(k) {
+					t.Errorf("router %s: forwardAuth %s authResponseHeadersRegex %q also drops %s", name, mws[fa], re, k)
+				}
+			}
+		}
+		if n, _ := dig(f, "maxResponseBodySize").(int); n <= 0 {
+			t.Errorf("router %s: forwardAuth %s has no maxResponseBodySize", name, mws[fa])
+		}
+	}
+	if protected == 0 {
+		t.Fatal("no router uses a ForwardAuth middleware")
+	}
+	for name, m := range middlewares {
+		if f := dig(m, "forwardAuth"); f != nil {
+			if n, _ := dig(f, "maxResponseBodySize").(int); n <= 0 {
+				t.Errorf("forwardAuth %s: maxResponseBodySize not set", name)
+			}
+		}
+	}
+}
+
+// forwardAuthHeaders must be every X-Auth header auth's verify route sets.
+func TestForwardAuthHeadersAreWhatVerifySets(t *testing.T) {
+	path := filepath.Join(repoRoot(t), "services", "auth", "internal", "api", "auth.go")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("%s: %v", path, err)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`Header\(\)\.Set\("(X-Auth-[A-Za-z-]+)"|hd\.Set\("(X-Auth-[A-Za-z-]+)"`).FindAllStringSubmatch(string(b), -1) {
+		got = append(got, m[1]+m[2])
+	}
+	sort.Strings(got)
+	want := slices.Sorted(slices.Values(forwardAuthHeaders))
+	if !slices.Equal(got, want) {
+		t.Errorf("%s sets %v, the gateway checks %v", path, got, want)
 	}
 }

@@ -44,6 +44,12 @@ type signingKey struct {
 	private crypto.Signer
 	public  crypto.PublicKey
 	madeAt  time.Time // keyTime: the kid's timestamp, else the file's mtime
+	// firstSeen is when this process first read the key from its directory, i.e.
+	// first published it in its JWKS.
+	firstSeen time.Time
+	// fromStart: the key was in the directory when the process started and was
+	// already older than the publish delay by madeAt, so it may sign at once.
+	fromStart bool
 }
 
 // keyState is an immutable snapshot; Reload swaps in a new one.
@@ -59,6 +65,8 @@ type KeySet struct {
 	opts     options
 	state    atomic.Pointer[keyState]
 	reloadMu sync.Mutex // serialises directory reads, not readers
+	// watchEvery is Watch's reload interval (0 before Watch runs).
+	watchEvery atomic.Int64
 }
 
 // LoadKeySet reads every *.pem key in dir. It fails if the directory holds no
@@ -80,6 +88,25 @@ func (ks *KeySet) Reload() error {
 	if err != nil {
 		return err
 	}
+	now := ks.opts.now()
+	prev := ks.state.Load()
+	for _, k := range keys {
+		if prev == nil {
+			// At start nothing says when other processes published these keys:
+			// only a key already older than the delay by its kid (or file) date
+			// may sign at once; a newer one waits as if first seen now.
+			k.firstSeen = now
+			k.fromStart = now.Sub(k.madeAt) >= ks.opts.publishDelay
+			continue
+		}
+		if old, ok := prev.byKID[k.kid]; ok && equalPublic(old.public, k.public) {
+			k.firstSeen, k.fromStart = old.firstSeen, old.fromStart
+			continue
+		}
+		// New to this process (or the file under this kid now holds another
+		// key): published from this reload on, whatever its kid's date says.
+		k.firstSeen = now
+	}
 	jwks, err := marshalJWKS(keys)
 	if err != nil {
 		return err
@@ -94,10 +121,14 @@ func (ks *KeySet) Reload() error {
 
 // Watch reloads the directory every interval until ctx is done. It blocks;
 // run it in its own goroutine. Errors go to WithReloadErrorHandler.
+//
+// every also lengthens the wait before a new key signs (see signer) when it
+// is longer than WithReloadInterval's.
 func (ks *KeySet) Watch(ctx context.Context, every time.Duration) {
 	if every <= 0 {
-		every = time.Minute
+		every = ks.opts.reloadInterval
 	}
+	ks.watchEvery.Store(int64(every))
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -118,18 +149,31 @@ func (ks *KeySet) Signing() (kid, alg string) {
 	return k.kid, k.alg
 }
 
-// signer picks the newest key that is at least publishDelay old, so verifiers
-// have had a chance to fetch it; on first start no key is that old and the
-// newest one signs.
+// signer picks the newest key that may sign: one this process has published
+// for at least publishDelay plus the reload interval (a key this process found
+// at reload R is in its JWKS from R; another replica may find it up to one
+// interval later, and a cache that fetched from it just before keeps the old
+// set for publishDelay), or one that was present and already older than
+// publishDelay (by kid, else file date) when the process started. The kid's
+// date never shortens the wait for a key found later: a key generated long ago
+// may have been mounted just now. When no key qualifies (a first start with
+// only fresh keys) the oldest signs, the one most likely to be cached.
 func (ks *KeySet) signer() *signingKey {
 	sorted := ks.state.Load().sorted
 	now := ks.opts.now()
+	wait := ks.opts.publishDelay + max(ks.opts.reloadInterval, time.Duration(ks.watchEvery.Load()))
 	for _, k := range slices.Backward(sorted) {
-		if now.Sub(k.madeAt) >= ks.opts.publishDelay {
+		if k.fromStart || now.Sub(k.firstSeen) >= wait {
 			return k
 		}
 	}
-	return sorted[len(sorted)-1]
+	return sorted[0]
+}
+
+// equalPublic reports whether two public keys are equal (all supported types have Equal).
+func equalPublic(a, b crypto.PublicKey) bool {
+	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && eq.Equal(b)
 }
 
 // lookup finds a key by kid in memory only; the kid is attacker-controlled.

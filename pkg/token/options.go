@@ -5,6 +5,7 @@ import "time"
 const (
 	defaultPublishDelay = 10 * time.Minute
 	defaultLeeway       = 30 * time.Second
+	defaultReload       = time.Minute
 )
 
 // Option configures a KeySet, Issuer or Verifier. One option type serves all
@@ -15,17 +16,20 @@ type Option func(*options)
 type options struct {
 	now          func() time.Time
 	publishDelay time.Duration
-	leeway       time.Duration
-	onReloadErr  func(error)
+	// reloadInterval is how often every process re-reads the key directory.
+	reloadInterval time.Duration
+	leeway         time.Duration
+	onReloadErr    func(error)
 	// verifiedCache bounds the Verifier's cache of verified tokens (0: none).
 	verifiedCache int
 }
 
 func newOptions(opts []Option) options {
 	o := options{
-		now:          time.Now,
-		publishDelay: defaultPublishDelay,
-		leeway:       defaultLeeway,
+		now:            time.Now,
+		publishDelay:   defaultPublishDelay,
+		reloadInterval: defaultReload,
+		leeway:         defaultLeeway,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -42,13 +46,26 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithPublishDelay sets how long a key must have been in the directory before
-// it may sign (KeySet). It should be at least the JWKS Cache-Control max-age.
-// Default 10 minutes.
+// WithPublishDelay sets how long a key must have been published by this
+// process before it may sign (KeySet), counted from the reload that first
+// found it in the directory, plus the reload interval (WithReloadInterval).
+// It should be at least the JWKS Cache-Control max-age. Default 10 minutes.
 func WithPublishDelay(d time.Duration) Option {
 	return func(o *options) {
 		if d >= 0 {
 			o.publishDelay = d
+		}
+	}
+}
+
+// WithReloadInterval sets how often the processes sharing the key directory
+// re-read it (KeySet): another replica may find a new key up to this much
+// later, so a key waits publish delay + this interval before it signs. Watch's
+// interval is used instead when it is longer. Default 1 minute (Watch's default).
+func WithReloadInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.reloadInterval = d
 		}
 	}
 }

@@ -27,7 +27,7 @@ func TestSigningKeySelection(t *testing.T) {
 		{"new key not yet published long enough", []key{{"old", 48 * time.Hour}, {"new", 5 * time.Minute}}, 10 * time.Minute, "old"},
 		{"new key exactly publishDelay old", []key{{"old", 48 * time.Hour}, {"new", 10 * time.Minute}}, 10 * time.Minute, "new"},
 		{"newest eligible of three", []key{{"a", 3 * time.Hour}, {"b", 2 * time.Hour}, {"c", time.Minute}}, time.Hour, "b"},
-		{"all new: newest signs", []key{{"a", 2 * time.Minute}, {"b", time.Minute}}, 10 * time.Minute, "b"},
+		{"all new: the oldest signs, the newer waits", []key{{"a", 2 * time.Minute}, {"b", time.Minute}}, 10 * time.Minute, "a"},
 		{"mtime tie broken by kid", []key{{"k2", time.Hour}, {"k1", time.Hour}}, 10 * time.Minute, "k2"},
 		{"zero delay: newest signs", []key{{"old", time.Hour}, {"new", 0}}, 0, "new"},
 		{"file from the future is not eligible", []key{{"old", time.Hour}, {"future", -time.Hour}}, 10 * time.Minute, "old"},
@@ -130,11 +130,13 @@ func TestRotation(t *testing.T) {
 		}
 	}
 
-	oldTok := issue(oldKid) // the new key is unknown to caches: old one signs
-	clock.Set(t0.Add(delay - time.Second))
+	// The new key is unknown to caches: the old one signs until the new key has
+	// been published for the delay plus one reload interval (other replicas).
+	oldTok := issue(oldKid)
+	clock.Set(t0.Add(delay + defaultReload - time.Second))
 	issue(oldKid)
 
-	clock.Set(t0.Add(delay))
+	clock.Set(t0.Add(delay + defaultReload))
 	newTok := issue(newKid)
 	verifies(oldTok, true) // outstanding tokens survive the switch
 	verifies(newTok, true)
@@ -303,4 +305,157 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// A key made by "auth keys rotate" an hour ago and mounted only now: its kid (and file)
+// date says it is old, but no JWKS cache has seen it yet. It is published at the reload
+// that first finds it and signs only publish delay + reload interval after that reload;
+// the previous key signs meanwhile.
+func TestRotatedKeySignsOnlyAfterDelayFromFirstSeen(t *testing.T) {
+	const delay = 5 * time.Minute
+	dir := t.TempDir()
+	clock := newTestClock(t0)
+	oldKid, err := GenerateKey(dir, AlgEdDSA, t0.Add(-48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chtimes(t, filepath.Join(dir, oldKid+".pem"), t0.Add(-48*time.Hour))
+	ks, err := LoadKeySet(dir, WithClock(clock.Now), WithPublishDelay(delay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := NewIssuer(ks, "https://auth.test", "api", 15*time.Minute, WithClock(clock.Now))
+	ver := NewVerifier(ks, "https://auth.test", "api", WithClock(clock.Now))
+	signsWith := func(want string) {
+		t.Helper()
+		if kid, _ := ks.Signing(); kid != want {
+			t.Fatalf("at t0+%v: signing kid %q, want %q", clock.Now().Sub(t0), kid, want)
+		}
+		raw, _, err := iss.Issue("user-1", "sess-1", nil, []string{"pwd"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kid := headerOf(t, raw)["kid"]; kid != want {
+			t.Fatalf("at t0+%v: token signed by %v, want %s", clock.Now().Sub(t0), kid, want)
+		}
+		if _, err := ver.Verify(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signsWith(oldKid)
+
+	// Generated an hour ago, copied in now (with its old file time, as cp -p or a
+	// Secret built from the file would keep it).
+	newKid, err := GenerateKey(dir, AlgEdDSA, t0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chtimes(t, filepath.Join(dir, newKid+".pem"), t0.Add(-time.Hour))
+	seen := t0.Add(30 * time.Second)
+	clock.Set(seen)
+	if err := ks.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if jwks, _ := ks.JWKS(); !strings.Contains(string(jwks), `"kid":"`+newKid+`"`) {
+		t.Fatalf("new key not published at the reload that found it: %s", jwks)
+	}
+	signsWith(oldKid)
+	for _, at := range []time.Duration{time.Second, delay, delay + defaultReload - time.Second} {
+		clock.Set(seen.Add(at))
+		if err := ks.Reload(); err != nil { // later reloads do not restart the wait
+			t.Fatal(err)
+		}
+		signsWith(oldKid)
+	}
+	clock.Set(seen.Add(delay + defaultReload))
+	signsWith(newKid)
+	clock.Set(seen.Add(time.Hour))
+	signsWith(newKid)
+}
+
+// At start the newest key already older than the publish delay (by its kid's date)
+// signs at once; a newer key waits publish delay + reload interval from the start,
+// not from its kid's date.
+func TestAtStartNewerKeyWaitsFromStartNotFromItsKidDate(t *testing.T) {
+	const delay = 5 * time.Minute
+	dir := t.TempDir()
+	kidAt := func(at time.Time, suffix string) string {
+		return at.UTC().Format("20060102T150405Z") + "-" + suffix
+	}
+	oldest := kidAt(t0.Add(-48*time.Hour), "aaaaaaaa")
+	settled := kidAt(t0.Add(-time.Hour), "bbbbbbbb")
+	young := kidAt(t0.Add(-time.Minute), "cccccccc")
+	for _, kid := range []string{oldest, settled, young} {
+		writeKey(t, dir, kid+".pem", pkcs8PEM(t, newSigner(t, AlgEdDSA)), t0) // a fresh Secret volume
+	}
+	clock := newTestClock(t0)
+	ks, err := LoadKeySet(dir, WithClock(clock.Now), WithPublishDelay(delay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		at   time.Duration
+		want string
+	}{
+		{0, settled},
+		{delay - time.Minute, settled}, // young's kid is now delay old: not enough
+		{delay, settled},
+		{delay + defaultReload - time.Second, settled},
+		{delay + defaultReload, young},
+	} {
+		clock.Set(t0.Add(step.at))
+		if kid, _ := ks.Signing(); kid != step.want {
+			t.Errorf("at start+%v: signing kid %q, want %q", step.at, kid, step.want)
+		}
+	}
+}
+
+func chtimes(t *testing.T, path string, at time.Time) {
+	t.Helper()
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The wait is the publish delay plus the reload interval of WithReloadInterval; a key
+// removed and put back later (or a kid whose file now holds another key) waits afresh.
+func TestNewKeyWaitUsesReloadIntervalAndRestartsWhenReAdded(t *testing.T) {
+	const delay, every = 5 * time.Minute, 3 * time.Minute
+	dir := t.TempDir()
+	writeKey(t, dir, "old.pem", pkcs8PEM(t, newSigner(t, AlgEdDSA)), t0.Add(-48*time.Hour))
+	clock := newTestClock(t0)
+	ks, err := LoadKeySet(dir, WithClock(clock.Now), WithPublishDelay(delay), WithReloadInterval(every))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration, reload bool, want string) {
+		t.Helper()
+		clock.Set(t0.Add(d))
+		if reload {
+			if err := ks.Reload(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if kid, _ := ks.Signing(); kid != want {
+			t.Fatalf("at t0+%v: signing kid %q, want %q", d, kid, want)
+		}
+	}
+	newPath := writeKey(t, dir, "new.pem", pkcs8PEM(t, newSigner(t, AlgEdDSA)), t0.Add(-time.Hour))
+	at(0, true, "old")
+	at(delay+every-time.Second, false, "old")
+	at(delay+every, false, "new")
+
+	if err := os.Remove(newPath); err != nil {
+		t.Fatal(err)
+	}
+	at(time.Hour, true, "old")
+	writeKey(t, dir, "new.pem", pkcs8PEM(t, newSigner(t, AlgEdDSA)), t0.Add(-time.Hour))
+	at(2*time.Hour, true, "old")
+	at(2*time.Hour+delay+every-time.Second, true, "old")
+	at(2*time.Hour+delay+every, false, "new")
+
+	// Same kid, another key: published anew, so it waits again.
+	writeKey(t, dir, "new.pem", pkcs8PEM(t, newSigner(t, AlgEdDSA)), t0.Add(-time.Hour))
+	at(3*time.Hour, true, "old")
+	at(3*time.Hour+delay+every, false, "new")
 }
