@@ -123,10 +123,29 @@ func unavailable(err error) bool {
 		strings.Contains(err.Error(), "sql: database is closed")
 }
 
+// StatusClientClosedRequest (nginx's 499) is what a request is counted and logged as
+// when its client went away before the answer (the gateway's ForwardAuth timed out or the
+// browser navigated away): nobody reads it, and it is no failure of ours.
+const StatusClientClosedRequest = 499
+
+// clientGone reports whether err is the cancellation of a request its client abandoned:
+// the handler failed with context.Canceled and the request's context was canceled, not
+// timed out. A deadline of our own (context.DeadlineExceeded, 503) or a cancellation
+// while the client is still there (500) stays a server-side failure.
+func clientGone(err error, c echo.Context) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(c.Request().Context().Err(), context.Canceled)
+}
+
 // errorHandler renders every error the same way and logs the unexpected ones with the
-// request id that the body carries, so an operator can find the cause.
+// request id that the body carries, so an operator can find the cause. A request the
+// client abandoned gets a bare 499 (no body: nobody is listening), logged at debug level.
 func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if clientGone(err, c) {
+		logging.From(c.Request().Context(), s.log).Debug("client closed the request", zap.Error(err))
+		c.Response().WriteHeader(StatusClientClosedRequest)
 		return
 	}
 	if s.opts.mapError != nil {

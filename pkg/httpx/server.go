@@ -131,7 +131,9 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 	)
 	if len(o.corsOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
-			AllowOrigins:     o.corsOrigins,
+			// A set lookup, never echo's AllowOrigins: echo reads "*" and "?" inside an
+			// entry as wildcards and takes "null" literally, all with credentials.
+			AllowOriginFunc:  exactOrigins(o.corsOrigins),
 			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestedWith, echo.HeaderXRequestID},
 			ExposeHeaders:    []string{echo.HeaderXRequestID, "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
@@ -163,6 +165,21 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 		e.GET("/openapi.json", openAPIHandler(o.openAPI))
 	}
 	return s
+}
+
+// exactOrigins allows an Origin header only when it is byte for byte one of origins.
+// "null" (sandboxed frames, file: pages, some redirects) is never allowed, even listed.
+func exactOrigins(origins []string) func(string) (bool, error) {
+	set := make(map[string]struct{}, len(origins))
+	for _, o := range origins {
+		if o != "null" {
+			set[o] = struct{}{}
+		}
+	}
+	return func(origin string) (bool, error) {
+		_, ok := set[origin]
+		return ok, nil
+	}
 }
 
 // ipExtractor believes X-Forwarded-For only from configured proxies; echo would
