@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,6 +192,7 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("login_throttle_ip_failures", 5)
 	v.SetDefault("login_throttle_wait_increment", "1s")
 	v.SetDefault("login_throttle_max_wait", "15m")
+	v.SetDefault("rate_limit_ipv6_prefix", ratelimit.DefaultIPv6Prefix)
 	v.SetDefault("trusted_proxies", "")
 	v.SetDefault("cors_allowed_origins", "http://localhost:3000")
 	v.SetDefault("api_v1_sunset", "")
@@ -462,6 +464,8 @@ func parse(v *viper.Viper) (*Config, error) {
 			FailuresPerIP: p.integer("login_throttle_ip_failures", 1, 100),
 			WaitIncrement: p.duration("login_throttle_wait_increment", time.Millisecond),
 			MaxWait:       p.duration("login_throttle_max_wait", time.Millisecond),
+			// Every per-IP budget and the per-IP throttle key an IPv6 client by this prefix.
+			IPv6Prefix: p.integer("rate_limit_ipv6_prefix", 32, 128),
 		},
 		CORSAllowedOrigins: p.list("cors_allowed_origins"),
 
@@ -502,10 +506,13 @@ func parse(v *viper.Viper) (*Config, error) {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
-	for _, o := range c.CORSAllowedOrigins {
-		if o == "*" {
-			p.fail("cors_allowed_origins", "\"*\" is not allowed: list the origins")
+	for i, o := range c.CORSAllowedOrigins {
+		origin, err := plainOrigin(o)
+		if err != nil {
+			p.fail("cors_allowed_origins", "%v", err)
+			break
 		}
+		c.CORSAllowedOrigins[i] = origin
 	}
 	if raw := p.str("api_v1_sunset"); raw != "" {
 		t, err := parseDate(raw)
@@ -542,6 +549,83 @@ func parse(v *viper.Viper) (*Config, error) {
 		return nil, p.err
 	}
 	return c, nil
+}
+
+// plainOrigin checks that raw is a browser origin and nothing else: scheme http or https,
+// a host (DNS name or IP literal) and an optional port; no path (not even "/"), query,
+// fragment, user info, wildcard ("*", "?") or "null". CORS and the v2 CSRF guard compare
+// the Origin header with these entries byte for byte, so the entry is returned the way a
+// browser serialises an origin: scheme and host in lower case, a default port dropped.
+func plainOrigin(raw string) (string, error) {
+	if strings.Contains(raw, "@") {
+		// Never quote it: user info may hold a password.
+		return "", errors.New("an entry holds user info: an origin is scheme://host[:port]")
+	}
+	if strings.EqualFold(raw, "null") {
+		return "", errors.New(`"null" is not allowed: sandboxed frames and file pages send it, list real origins`)
+	}
+	if strings.ContainsAny(raw, "*?") {
+		return "", fmt.Errorf("%q holds a wildcard: list each origin exactly (scheme://host[:port])", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.User != nil {
+		return "", fmt.Errorf("%q is not an origin: want scheme://host[:port]", raw)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", fmt.Errorf("%q: scheme must be http or https", raw)
+	}
+	if !strings.EqualFold(raw, u.Scheme+"://"+u.Host) {
+		return "", fmt.Errorf("%q is not an origin: want scheme://host[:port], with no path, trailing slash, query or fragment", raw)
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if strings.HasSuffix(u.Host, ":") || port != "" && !validPort(port) {
+		return "", fmt.Errorf("%q: the port must be a number from 1 to 65535", raw)
+	}
+	if !validOriginHost(host) {
+		return "", fmt.Errorf("%q: the host must be a DNS name (ASCII, xn-- for IDN) or an IP address", raw)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = "[" + ip.String() + "]" // the form browsers send: [::1], not [0:0::1]
+	}
+	if scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		port = ""
+	}
+	if port != "" {
+		return scheme + "://" + host + ":" + port, nil
+	}
+	return scheme + "://" + host, nil
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == s
+}
+
+// validOriginHost accepts an IP address without a zone or a DNS name of letters, digits
+// and dashes.
+func validOriginHost(h string) bool {
+	if ip := net.ParseIP(h); ip != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 || strings.Contains(h, ":") {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	if _, err := strconv.Atoi(labels[len(labels)-1]); err == nil {
+		return false // "127.1", "1.2.3.4.5": browsers read a numeric last label as IPv4
+	}
+	for _, label := range labels {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // parseDate reads an HTTP-date (RFC 9110: IMF-fixdate and the obsolete forms), an

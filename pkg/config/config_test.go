@@ -428,3 +428,86 @@ func TestInvalidConnectionStringsDoNotLeakPasswords(t *testing.T) {
 		})
 	}
 }
+
+// Echo's CORS middleware reads "*" and "?" inside an entry as wildcards and matches
+// "null", all with credentials: every entry must be a plain scheme://host[:port] origin.
+func TestCORSAllowedOriginsMustBePlainOrigins(t *testing.T) {
+	bad := []struct{ name, value string }{
+		{"bare wildcard", "*"},
+		{"wildcard among origins", "http://localhost:3000,*"},
+		{"subdomain wildcard", "https://*.example.com"},
+		{"wildcard inside the host", "https://app*.example.com"},
+		{"scheme wildcard", "*://app.example.com"},
+		{"port wildcard", "https://app.example.com:*"},
+		{"single-character wildcard", "https://app.exampl?.com"},
+		{"null", "null"},
+		{"NULL", "NULL"},
+		{"no scheme", "app.example.com"},
+		{"host and port only", "localhost:3000"},
+		{"scheme relative", "//app.example.com"},
+		{"other scheme", "ftp://app.example.com"},
+		{"javascript", "javascript:alert(1)"},
+		{"file", "file:///etc/passwd"},
+		{"no host", "https://"},
+		{"empty port", "https://app.example.com:"},
+		{"port zero", "https://app.example.com:0"},
+		{"port out of range", "https://app.example.com:70000"},
+		{"port not a number", "https://app.example.com:http"},
+		{"port with leading zero", "https://app.example.com:0443"},
+		{"trailing slash", "https://app.example.com/"},
+		{"path", "https://app.example.com/app"},
+		{"query", "https://app.example.com?x=1"},
+		{"empty query", "https://app.example.com?"},
+		{"fragment", "https://app.example.com#x"},
+		{"userinfo", "https://user@app.example.com"},
+		{"userinfo with password", "https://user:pw@app.example.com"},
+		{"userinfo with a wildcard in the password", "https://user:p*w@app.example.com"},
+		{"percent-encoded host", "https://app%2eexample.com"},
+		{"underscore host", "https://app_x.example.com"},
+		{"unicode host", "https://bücher.example"},
+		{"space inside", "https://app .example.com"},
+		{"ipv6 zone", "http://[fe80::1%25eth0]:3000"},
+		{"bad ipv6", "http://[::g]:3000"},
+		{"empty label", "https://app..example.com"},
+		{"short ipv4", "http://127.1:3000"},
+		{"trailing dot", "https://app.example.com."},
+		{"one bad among good", "https://a.example.com,https://*.example.com"},
+	}
+	for _, tt := range bad {
+		t.Run("refuses "+tt.name, func(t *testing.T) {
+			c, err := Load(":8081", env(map[string]string{"CORS_ALLOWED_ORIGINS": tt.value}))
+			if err == nil {
+				t.Fatalf("CORS_ALLOWED_ORIGINS=%q: want an error, got origins %#v", tt.value, c.CORSAllowedOrigins)
+			}
+			assertOneLineError(t, err, "CORS_ALLOWED_ORIGINS")
+			if strings.Contains(err.Error(), "pw@") || strings.Contains(err.Error(), "p*w") {
+				t.Fatalf("error %q repeats the user info", err)
+			}
+		})
+	}
+	good := []struct {
+		name, value string
+		want        []string
+	}{
+		{"default", "http://localhost:3000", []string{"http://localhost:3000"}},
+		{"several", "https://a.example.com, http://localhost:3000", []string{"https://a.example.com", "http://localhost:3000"}},
+		{"port", "https://app.example.com:8443", []string{"https://app.example.com:8443"}},
+		{"ipv4", "http://127.0.0.1:3000", []string{"http://127.0.0.1:3000"}},
+		{"ipv6", "http://[::1]:3000", []string{"http://[::1]:3000"}},
+		{"ipv6 in the form browsers send", "http://[0:0::1]:3000", []string{"http://[::1]:3000"}},
+		{"punycode", "https://xn--bcher-kva.example", []string{"https://xn--bcher-kva.example"}},
+		// Browsers send the scheme and host in lower case and omit a default port.
+		{"case normalised", "HTTPS://App.Example.COM", []string{"https://app.example.com"}},
+		{"default https port dropped", "https://app.example.com:443", []string{"https://app.example.com"}},
+		{"default http port dropped", "http://app.example.com:80", []string{"http://app.example.com"}},
+		{"other port kept", "http://app.example.com:443", []string{"http://app.example.com:443"}},
+	}
+	for _, tt := range good {
+		t.Run("keeps "+tt.name, func(t *testing.T) {
+			c := mustLoad(t, ":8081", map[string]string{"CORS_ALLOWED_ORIGINS": tt.value})
+			if !reflect.DeepEqual(c.CORSAllowedOrigins, tt.want) {
+				t.Fatalf("CORSAllowedOrigins = %#v, want %#v", c.CORSAllowedOrigins, tt.want)
+			}
+		})
+	}
+}

@@ -21,14 +21,15 @@ func NewGuard(rdb redis.UniversalClient, budgets map[string]Limit, throttle Thro
 	return &Guard{limiter: NewLimiter(rdb), throttle: NewThrottle(rdb, throttle), budgets: budgets, enabled: enabled}
 }
 
-// Allow spends one event of the purpose's budget for key (a client IP, an address).
-// A purpose without a budget is unlimited.
+// Allow spends one event of the purpose's budget for key (a client IP, a user id, a
+// hash of an address). A client IP is keyed by ClientKey, so every address of one IPv6
+// /64 spends one budget. A purpose without a budget is unlimited.
 func (g *Guard) Allow(ctx context.Context, purpose, key string) (Decision, error) {
 	lim, ok := g.budgets[purpose]
 	if !g.enabled || !ok {
 		return Decision{Allowed: true, Limit: -1, Remaining: -1}, nil
 	}
-	return g.limiter.Allow(ctx, "rl:"+purpose+":"+key, lim)
+	return g.limiter.Allow(ctx, "rl:"+purpose+":"+ClientKey(key, g.throttle.cfg.IPv6Prefix), lim)
 }
 
 // LoginAttempt counts an attempt for account from ip; see Throttle.Attempt.

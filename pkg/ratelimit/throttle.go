@@ -19,6 +19,10 @@ type ThrottleConfig struct {
 	WaitIncrement time.Duration
 	MaxWait       time.Duration
 	ForgetAfter   time.Duration // counters die after this long without a failure
+	// IPv6Prefix is how many leading bits of an IPv6 client address name one client
+	// (RATE_LIMIT_IPV6_PREFIX, default 64), for this throttle and for every per-IP budget
+	// of the Guard; see ClientKey.
+	IPv6Prefix int
 }
 
 // Throttle is the progressive login delay. Attempts are counted before the password
@@ -43,6 +47,9 @@ func NewThrottle(rdb redis.UniversalClient, cfg ThrottleConfig) *Throttle {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 15 * time.Minute
 	}
+	if cfg.IPv6Prefix <= 0 || cfg.IPv6Prefix > 128 {
+		cfg.IPv6Prefix = DefaultIPv6Prefix
+	}
 	if cfg.ForgetAfter < cfg.MaxWait {
 		cfg.ForgetAfter = max(12*time.Hour, cfg.MaxWait)
 	}
@@ -50,11 +57,12 @@ func NewThrottle(rdb redis.UniversalClient, cfg ThrottleConfig) *Throttle {
 }
 
 // keys are hashed so that no address rests in Redis in clear, and share one hash tag
-// so the script works on Redis Cluster.
+// so the script works on Redis Cluster. The client is keyed by ClientKey: every address
+// of one IPv6 /64 is one client.
 func (t *Throttle) keys(account, ip string) []string {
 	sum := sha256.Sum256([]byte(account))
 	tag := "{" + hex.EncodeToString(sum[:12]) + "}"
-	return []string{"throttle:" + tag, "throttle:" + tag + ":" + ip}
+	return []string{"throttle:" + tag, "throttle:" + tag + ":" + ClientKey(ip, t.cfg.IPv6Prefix)}
 }
 
 // KEYS: account, account+ip. ARGV: now ms, threshold per key (2), increment ms,

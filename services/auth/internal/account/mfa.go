@@ -272,7 +272,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]
 	return codes, nil
 }
 
-// DisableTOTP turns MFA off with a current TOTP or a recovery code.
+// DisableTOTP turns MFA off with a current TOTP or a recovery code. Each code counts
+// in the account's login throttle as at /v1/auth/login/mfa: while it waits even a
+// right code gets login's 429 too_many_attempts, and a right code resets it.
 func (s *Service) DisableTOTP(ctx context.Context, p Principal, code string) error {
 	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
 		return err
@@ -290,12 +292,19 @@ func (s *Service) DisableTOTP(ctx context.Context, p Principal, code string) err
 	if !u.MFAEnabled {
 		return ErrMFANotEnabled
 	}
+	ip, err := s.credentialAttempt(ctx, p, u)
+	if err != nil {
+		return err
+	}
 	ok, err := s.checkCode(ctx, u.ID, code, true)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return ErrWrongMFACode
+	}
+	if err := s.limits.LoginSucceeded(ctx, u.Email, ip); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	ev := Event{Subject: SubjectMFADisabled, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}
 	return s.mfa.DisableTOTP(ctx, u.ID, ev)

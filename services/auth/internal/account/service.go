@@ -592,7 +592,11 @@ func (s *Service) UpdateName(ctx context.Context, p Principal, name string) (Use
 }
 
 // ChangePassword replaces the caller's password after checking the current one, and
-// ends every other session.
+// ends every other session. A current password is a guess like a password at login (a
+// stolen access token must not make an oracle): it counts in the account's login
+// throttle before it is checked, and while the throttle waits even the right one gets
+// login's 429 too_many_attempts. A right one resets the throttle as a login does; with
+// MFA on, as at login, only a second factor does.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
 	u, err := s.users.UserByID(ctx, p.UserID)
 	if errors.Is(err, ErrNotFound) {
@@ -602,7 +606,11 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return fmt.Errorf("load user: %w", err)
 	}
 	if u.PasswordHash == "" || s.cfg.Policy.TooLong(current) {
-		return ErrInvalidCredentials
+		return ErrInvalidCredentials // nothing can match, nothing to learn
+	}
+	ip, err := s.credentialAttempt(ctx, p, u)
+	if err != nil {
+		return err
 	}
 	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
 	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
@@ -610,6 +618,11 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	}
 	if !ok {
 		return ErrInvalidCredentials
+	}
+	if !u.MFAEnabled {
+		if err := s.limits.LoginSucceeded(ctx, u.Email, ip); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 	}
 	if err := s.checkPolicy(ctx, next, u.Email); err != nil {
 		return err
@@ -626,6 +639,30 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return fmt.Errorf("set password: %w", err)
 	}
 	return nil
+}
+
+// credentialAttempt counts a credential the caller sent with an access token (the
+// current password, a TOTP or recovery code) in the login throttle of the caller's
+// account, exactly as /v1/auth/login and /v1/auth/login/mfa count theirs, and refuses
+// it with login's answer while the throttle waits. The per-IP counter is the session's
+// client IP (the one it last signed in or refreshed from), keyed like every client IP
+// (ratelimit.ClientKey). It returns that IP, for the reset after a right credential.
+func (s *Service) credentialAttempt(ctx context.Context, p Principal, u User) (string, error) {
+	sess, err := s.sessions.Get(ctx, p.UserID, p.SessionID)
+	if errors.Is(err, session.ErrNotFound) {
+		return "", ErrUnauthenticated
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	allowed, wait, err := s.limits.LoginAttempt(ctx, u.Email, sess.IP)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !allowed {
+		return "", &RateLimitedError{Code: "too_many_attempts", Limit: -1, RetryAfter: wait, ResetAfter: wait}
+	}
+	return sess.IP, nil
 }
 
 // SessionView is one of the caller's sessions.

@@ -107,7 +107,8 @@ func TestRateLimitSharedByReplicas(t *testing.T) {
 	a, b := apitest.Start(t, env), apitest.Start(t, env)
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	ip := fmt.Sprintf("2001:db8:77::%x:%x", rnd[:2], rnd[2:]) // a client of this test alone
+	// A client of this test alone: a random /64, which keys an IPv6 client.
+	ip := fmt.Sprintf("2001:db8:%x:%x::77", rnd[:2], rnd[2:])
 	forgot := func(e *apitest.Env) int {
 		return e.Request(http.MethodPost, "/v1/auth/password/forgot", map[string]string{"email": apitest.Email("shared")},
 			http.Header{"X-Forwarded-For": {ip}}).Status

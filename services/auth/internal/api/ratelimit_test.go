@@ -30,7 +30,8 @@ import (
 // Every test binary reaches the service from 127.0.0.1 and shares one Redis, so these
 // tests turn the limits on behind a trusted proxy (127.0.0.1) and claim a client IP
 // of their own in X-Forwarded-For: random addresses of 2001:db8::/32 (documentation
-// range, 96 random bits), so no two tests, and no two runs, share a budget.
+// range, 96 random bits, 32 of them in the /64 that keys an IPv6 client), so no two
+// tests, and no two runs, share a budget.
 
 const (
 	rlWrongPassword     = "not the right passphrase"
