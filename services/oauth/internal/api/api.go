@@ -19,9 +19,14 @@ import (
 
 // BindingCookie binds a flow to the browser that started it (login CSRF): the callback
 // is refused without it. SameSite=Lax so it rides the provider's top-level redirect back.
-const BindingCookie = "tf_oauth_binding"
-
-const cookiePath = "/v1/oauth"
+//
+// The __Host- prefix makes browsers accept it only with Secure, Path=/ and no Domain,
+// from the host itself: a sibling subdomain cannot toss in a binding of its own (nor
+// one scoped to a longer path that would be sent first). Only this exact name is read;
+// a cookie under any other name (the old tf_oauth_binding included) is no binding.
+// Secure is always set: browsers keep Secure cookies from http://localhost (a secure
+// context), and app.New refuses a plain-http callback base on any other host.
+const BindingCookie = "__Host-tf_oauth_binding"
 
 var errorTable = []struct {
 	err  error
@@ -57,26 +62,25 @@ func MapError(err error) error {
 // Handler serves the routes.
 type Handler struct {
 	svc *signin.Service
-	// secure marks the binding cookie Secure (an https callback base).
-	secure bool
 	// limiter and budget cap each client IP's calls (RATE_LIMIT_GLOBAL): every
 	// authorize writes a state to Redis, so an unbounded caller could fill it.
-	limiter *ratelimit.Limiter
-	budget  ratelimit.Limit
+	limiter    *ratelimit.Limiter
+	budget     ratelimit.Limit
+	ipv6Prefix int
 }
 
 // Config is what the handler needs besides the use cases.
 type Config struct {
-	// SecureCookies when the callback base URL is https.
-	SecureCookies bool
 	// Limiter nil turns the per-IP budget off (RATE_LIMIT_ENABLED=false).
 	Limiter *ratelimit.Limiter
 	Budget  ratelimit.Limit
+	// IPv6Prefix keys IPv6 clients by this prefix (RATE_LIMIT_IPV6_PREFIX), as auth does.
+	IPv6Prefix int
 }
 
 // New returns the handler.
 func New(svc *signin.Service, cfg Config) *Handler {
-	return &Handler{svc: svc, secure: cfg.SecureCookies, limiter: cfg.Limiter, budget: cfg.Budget}
+	return &Handler{svc: svc, limiter: cfg.Limiter, budget: cfg.Budget, ipv6Prefix: cfg.IPv6Prefix}
 }
 
 // Register adds the routes to e.
@@ -99,7 +103,7 @@ func (h *Handler) limit(next echo.HandlerFunc) echo.HandlerFunc {
 		if h.limiter == nil {
 			return next(c)
 		}
-		d, err := h.limiter.Allow(c.Request().Context(), "oauth:ip:"+c.RealIP(), h.budget)
+		d, err := h.limiter.Allow(c.Request().Context(), "oauth:ip:"+ratelimit.ClientKey(c.RealIP(), h.ipv6Prefix), h.budget)
 		if err != nil {
 			return err
 		}
@@ -152,9 +156,15 @@ func (h *Handler) providers(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"providers": out})
 }
 
+// bindingCookie is the binding cookie holding value for maxAge seconds (-1 expires it):
+// the attributes a __Host- cookie needs, on setting and on clearing alike.
+func bindingCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: BindingCookie, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}
+}
+
 func (h *Handler) setBinding(c echo.Context, value string) {
-	c.SetCookie(&http.Cookie{Name: BindingCookie, Value: value, Path: cookiePath, MaxAge: int(flow.StateTTL / time.Second),
-		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	c.SetCookie(bindingCookie(value, int(flow.StateTTL/time.Second)))
 }
 
 func (h *Handler) authorize(c echo.Context) error {
@@ -176,8 +186,7 @@ func (h *Handler) callback(c echo.Context) error {
 	}
 	to, err := h.svc.Callback(c.Request().Context(), c.Param("provider"), c.QueryParams(), binding, client(c))
 	// The binding is spent either way.
-	c.SetCookie(&http.Cookie{Name: BindingCookie, Value: "", Path: cookiePath, MaxAge: -1,
-		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	c.SetCookie(bindingCookie("", -1))
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+
+	"github.com/talentforge/auth/pkg/config"
 	"github.com/talentforge/auth/pkg/mfachallenge"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/services/oauth/internal/app"
 	"github.com/talentforge/auth/services/oauth/oauthtest"
 )
 
@@ -40,7 +44,7 @@ func TestNewUserThenReturningUserOIDC(t *testing.T) {
 	if q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 || q.Get("nonce") == "" || q.Get("state") == "" {
 		t.Fatalf("authorize URL lacks PKCE S256, nonce or state: %s", provider)
 	}
-	if _, ok := b.cookies["tf_oauth_binding"]; !ok {
+	if _, ok := b.cookies["__Host-tf_oauth_binding"]; !ok {
 		t.Fatal("no browser binding cookie")
 	}
 	appAt := location(t, b.get(b.atProvider(provider).String()))
@@ -155,11 +159,11 @@ func TestForgedAndReplayedState(t *testing.T) {
 	}
 	e.oidc.QueueUser("sub-replay", unique("replay"), true)
 	cb := b.atProvider(b.authorize("acme", appURL))
-	binding := b.cookies["tf_oauth_binding"]
+	binding := b.cookies["__Host-tf_oauth_binding"]
 	if first := location(t, b.get(cb.String())); first.Query().Get("code") == "" {
 		t.Fatalf("first callback: %s", first)
 	}
-	b.cookies["tf_oauth_binding"] = binding
+	b.cookies["__Host-tf_oauth_binding"] = binding
 	if res := b.get(cb.String()); res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("replayed callback: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
@@ -461,5 +465,190 @@ func TestRateLimitPerClientIP(t *testing.T) {
 	}
 	if a := e.do(http.MethodGet, "/healthz", "", ""); a.status != http.StatusOK {
 		t.Fatalf("probes are not limited: %d", a.status)
+	}
+}
+
+// A redirect_to must not climb out of its allowlisted path: dot segments, plain or
+// percent-encoded (once or twice), encoded slashes and backslashes, empty segments,
+// user info, fragments and other schemes all answer 400 invalid_redirect.
+func TestRedirectToCannotLeaveTheAllowedPath(t *testing.T) {
+	e := start(t, map[string]string{
+		"OAUTH_REDIRECT_ALLOWLIST": appURL + ",http://localhost:3000/auth/done,http://localhost:4000",
+	})
+	for _, bad := range []string{
+		"http://localhost:3000/auth/done/../../x",
+		"http://localhost:3000/auth/done/../x",
+		"http://localhost:3000/auth/done/..",
+		"http://localhost:3000/auth/done/.",
+		"http://localhost:3000/auth/done/./x",
+		"http://localhost:3000/auth/done/x/../../other",
+		"http://localhost:3000/auth/done/%2e%2e/%2e%2e/x",
+		"http://localhost:3000/auth/done/%2E%2e/x",
+		"http://localhost:3000/auth/done/%2E%2e/",
+		"http://localhost:3000/auth/done/.%2e/x",
+		"http://localhost:3000/auth/done/%2e./x",
+		"http://localhost:3000/auth/done/%2e/x",
+		"http://localhost:3000/auth/done/..%2f..%2fx",
+		"http://localhost:3000/auth/done/..%2F..%2Fx",
+		"http://localhost:3000/auth/done%2f..%2f..%2fx",
+		"http://localhost:3000/auth/done/x%2fy",
+		"http://localhost:3000/auth/done/%5c..%5c..%5cx",
+		"http://localhost:3000/auth/done/..%5Cx",
+		"http://localhost:3000/auth/done/..\\..\\x",
+		"http://localhost:3000/auth/done\\..\\x",
+		"http://localhost:3000/auth/done/%252e%252e/%252e%252e/x",
+		"http://localhost:3000/auth/done/%252e%252E/x",
+		"http://localhost:3000/auth/done/..%252fx",
+		"http://localhost:3000/auth/done/%25",
+		"http://localhost:3000/auth/done//evil.test",
+		"http://localhost:3000/auth/done/%00",
+		"http://localhost:3000/auth/done/ x",
+		"http://localhost:3000@evil.com",
+		"http://localhost:3000@evil.com/auth/done",
+		"http://user:pass@localhost:3000/auth/done",
+		"http://localhost:3000%2F@evil.com/auth/done",
+		"http://localhost:3000/auth/done#frag",
+		"http://localhost:3000/auth/done#",
+		"http://localhost:3000/auth/done?x=1#/../../x",
+		"ftp://localhost:3000/auth/done",
+		"ws://localhost:3000/auth/done",
+		"javascript://localhost:3000/auth/done",
+		"http://localhost:4000/../x",
+		"http://localhost:4000/%2e%2e/x",
+		"http://localhost:4000/.",
+		"https://app.test/auth/done/../../evil",
+		"https://app.test/auth/done/%2e%2e/evil",
+	} {
+		a := e.do(http.MethodGet, "/v1/oauth/acme/authorize?redirect_to="+url.QueryEscape(bad), "", "")
+		if a.status != http.StatusBadRequest || a.code() != "invalid_redirect" {
+			t.Errorf("redirect_to %q: %d %s, want 400 invalid_redirect", bad, a.status, a.body)
+		}
+	}
+	for _, good := range []string{
+		"http://localhost:3000/auth/done",
+		"http://localhost:3000/auth/done/",
+		"http://localhost:3000/auth/done/deeper/x?y=1",
+		"http://localhost:3000/auth/done?next=../../x",
+		"http://localhost:3000/auth/done/a.b/..c/c../...",
+		"http://localhost:3000/auth/done/caf%C3%A9",
+		"http://localhost:4000",
+		"http://localhost:4000/",
+		"http://localhost:4000/anywhere/at/all",
+		appURL, appURL + "/deeper?x=1", "https://APP.test/auth/done",
+	} {
+		if a := e.do(http.MethodGet, "/v1/oauth/acme/authorize?redirect_to="+url.QueryEscape(good), "", ""); a.status != http.StatusFound {
+			t.Errorf("redirect_to %q: %d %s, want 302", good, a.status, a.body)
+		}
+	}
+}
+
+// setCookie returns the attributes of the one Set-Cookie of name in h, or fails.
+func setCookie(t *testing.T, h http.Header, name string) (value string, attrs []string) {
+	t.Helper()
+	var found []string
+	for _, line := range h.Values("Set-Cookie") {
+		parts := strings.Split(line, ";")
+		n, v, _ := strings.Cut(strings.TrimSpace(parts[0]), "=")
+		if n != name {
+			continue
+		}
+		found = append(found, line)
+		value = v
+		for _, p := range parts[1:] {
+			attrs = append(attrs, strings.TrimSpace(p))
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("Set-Cookie %s: %q (all: %q), want exactly one", name, found, h.Values("Set-Cookie"))
+	}
+	slices.Sort(attrs)
+	return value, attrs
+}
+
+// The binding cookie is a __Host- cookie (no Domain, Path=/, Secure), so a sibling
+// subdomain cannot toss one of its own into the flow.
+func TestBindingCookieIsHostPrefixed(t *testing.T) {
+	e := start(t, nil)
+	const name = "__Host-tf_oauth_binding"
+	want := []string{"HttpOnly", "Max-Age=600", "Path=/", "SameSite=Lax", "Secure"}
+
+	// Start of a sign-in.
+	e.oidc.QueueUser("sub-host-cookie", unique("hostcookie"), true)
+	b := e.browser()
+	res := b.get(e.url + "/v1/oauth/acme/authorize?redirect_to=" + url.QueryEscape(appURL))
+	v, attrs := setCookie(t, res.Header, name)
+	if len(v) < 43 || !slices.Equal(attrs, want) {
+		t.Fatalf("authorize Set-Cookie %s=%s; %q, want %q", name, v, attrs, want)
+	}
+	for _, old := range []string{"tf_oauth_binding"} {
+		if _, ok := b.cookies[old]; ok {
+			t.Fatalf("authorize still sets %s", old)
+		}
+	}
+	// The callback spends it with the same attributes (a __Host- cookie is only
+	// replaced by one with Secure and Path=/).
+	res = b.get(b.atProvider(location(t, res)).String())
+	if appAt := location(t, res); appAt.Query().Get("code") == "" {
+		t.Fatalf("sign-in with the __Host- cookie: %s", appAt)
+	}
+	v, attrs = setCookie(t, res.Header, name)
+	if wantGone := []string{"HttpOnly", "Max-Age=0", "Path=/", "SameSite=Lax", "Secure"}; v != "" || !slices.Equal(attrs, wantGone) {
+		t.Fatalf("callback Set-Cookie %s=%s; %q, want %q", name, v, attrs, wantGone)
+	}
+
+	// Start of a link.
+	e.oidc.QueueUser("sub-host-cookie-2", unique("hostcookie2"), true)
+	p := e.exchange(e.browser().signIn("acme"))
+	a := e.do(http.MethodPost, "/v1/oauth/github/link", p.AccessToken, `{"redirect_to":"`+appURL+`"}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("link: %d %s", a.status, a.body)
+	}
+	if v, attrs := setCookie(t, a.header, name); len(v) < 43 || !slices.Equal(attrs, want) {
+		t.Fatalf("link Set-Cookie %s=%s; %q, want %q", name, v, attrs, want)
+	}
+}
+
+// A callback whose binding arrives under any other name (the old one, a tossed
+// cookie without the prefix, the prefix in another case) is a callback without one.
+func TestCallbackRefusesUnprefixedBindingCookie(t *testing.T) {
+	e := start(t, nil)
+	for i, other := range []string{"tf_oauth_binding", "__host-tf_oauth_binding", "__Secure-tf_oauth_binding", "__HOST-tf_oauth_binding"} {
+		e.oidc.QueueUser(fmt.Sprintf("sub-tossed-%d", i), unique("tossed"), true)
+		b := e.browser()
+		cb := b.atProvider(b.authorize("acme", appURL))
+		value, ok := b.cookies["__Host-tf_oauth_binding"]
+		if !ok {
+			// Before the fix the cookie has the old name: present its value all the same.
+			value = b.cookies["tf_oauth_binding"]
+		}
+		if value == "" {
+			t.Fatalf("no binding cookie after authorize: %v", b.cookies)
+		}
+		b.cookies = map[string]string{other: value}
+		appAt := location(t, b.get(cb.String()))
+		if appAt.Query().Get("error") != "browser_mismatch" || appAt.Query().Get("code") != "" {
+			t.Errorf("callback with the binding as %s: %s, want ?error=browser_mismatch", other, appAt)
+		}
+	}
+}
+
+// The __Host- binding cookie is Secure, which browsers drop from plain-http origins
+// other than localhost and loopback: such a callback base stops the service at start.
+func TestPlainHTTPCallbackBaseOffLocalhostStopsStart(t *testing.T) {
+	for base, ok := range map[string]bool{
+		"http://oauth.internal:8082": false, "http://192.168.1.10": false, "http://localhost.evil.test": false,
+		"http://localhost:8081": true, "http://auth.localhost": true, "http://127.0.0.1:8082": true, "http://[::1]:8082": true,
+		"https://api.example.test": true,
+	} {
+		vars := map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1",
+			"JWT_KEYS_DIR": t.TempDir(), "OAUTH_CALLBACK_BASE_URL": base}
+		cfg, err := config.Load("127.0.0.1:0", func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+		if err != nil {
+			t.Fatalf("config %s: %v", base, err)
+		}
+		_, err = app.New(context.Background(), cfg, zap.NewNop(), app.WithoutRelay())
+		if refused := err != nil && strings.HasPrefix(err.Error(), "OAUTH_CALLBACK_BASE_URL: "); refused == ok {
+			t.Errorf("callback base %s: %v, want refused %v", base, err, !ok)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -95,6 +97,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 			_ = a.Close()
 		}
 	}()
+	if err := checkCallbackBase(cfg.OAuthCallbackBaseURL); err != nil {
+		return nil, err
+	}
 	// The oauth events carry no token, so no EVENT_KEYS are needed to seal them.
 	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
 		postgres.Options{MaxOpenConns: 16, StatementTimeout: 5 * time.Second}); err != nil {
@@ -163,7 +168,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 			return a.Relay.Healthy(ctx)
 		}),
 	)
-	hc := api.Config{SecureCookies: strings.HasPrefix(cfg.OAuthCallbackBaseURL, "https://"), Budget: cfg.RateLimits.Global}
+	hc := api.Config{Budget: cfg.RateLimits.Global, IPv6Prefix: cfg.LoginThrottle.IPv6Prefix}
 	if cfg.RateLimitEnabled {
 		hc.Limiter = ratelimit.NewLimiter(a.Redis)
 	}
@@ -179,4 +184,29 @@ func (a *App) Close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// checkCallbackBase refuses a plain-http OAUTH_CALLBACK_BASE_URL off loopback. The
+// browser-binding cookie is a __Host- cookie, hence Secure: browsers keep it from
+// https origins and from http://localhost, *.localhost, 127.0.0.0/8 and [::1] (secure
+// contexts), and drop it from any other http origin, where every callback would then
+// fail with browser_mismatch. Better to stop at start than to serve a sign-in that
+// cannot finish.
+func checkCallbackBase(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("OAUTH_CALLBACK_BASE_URL: %w", err)
+	}
+	if u.Scheme != "http" {
+		return nil
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("OAUTH_CALLBACK_BASE_URL: %q is plain http off localhost: browsers drop the Secure "+
+		"__Host- binding cookie there, so no sign-in could finish; use https", raw)
 }
