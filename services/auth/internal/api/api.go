@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 )
@@ -55,7 +56,8 @@ func (h *Handler) Register(e *echo.Echo) {
 
 	// No group middleware: echo would register catch-all routes for a group's
 	// middleware, turning 405 answers into 404. The global per-IP budget runs for
-	// every route of the API from the server's middleware chain.
+	// every route of the API but the probes and ForwardAuth from the server's
+	// middleware chain.
 	e.Use(h.globalLimit, h.countThrottled)
 
 	// One set of handlers serves both versions; only the routes that carry a refresh
@@ -77,7 +79,8 @@ func (h *Handler) registerShared(e *echo.Echo, v string) {
 	auth := h.authenticate
 	e.POST(v+"/auth/register", h.register)
 	e.POST(v+"/auth/logout-all", h.logoutAll, auth)
-	e.GET(v+"/auth/verify", h.verify, auth)
+	// ForwardAuth: outside the global budget, its invalid answers on their own (verifyLimit).
+	e.GET(v+"/auth/verify", h.verify, h.verifyLimit, auth)
 	e.POST(v+"/auth/email/verify", h.verifyEmail)
 	e.POST(v+"/auth/email/resend", h.resendVerification)
 	e.POST(v+"/auth/password/forgot", h.forgotPassword)
@@ -104,12 +107,19 @@ func (h *Handler) registerShared(e *echo.Echo, v string) {
 	e.DELETE(v+"/admin/roles/:name", h.adminDeleteRole, adm...)
 }
 
-// globalLimit spends the client's global budget on every API route (not the probes).
+// globalLimit spends the client's global budget on every API route but the probes
+// and ForwardAuth (GET /v1/auth/verify and /v2/auth/verify), which the gateway asks
+// for every protected request of every service: one busy client or office NAT must not
+// lose the whole platform to a budget meant for the public routes (see verifyLimit).
 func (h *Handler) globalLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		switch c.Path() {
 		case "/healthz", "/readyz", "/metrics":
 			return next(c)
+		case "/v1/auth/verify", "/v2/auth/verify":
+			if c.Request().Method == http.MethodGet {
+				return next(c)
+			}
 		}
 		if err := h.svc.CheckGlobal(c.Request().Context(), client(c)); err != nil {
 			var limited *account.RateLimitedError
@@ -119,6 +129,31 @@ func (h *Handler) globalLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		return next(c)
+	}
+}
+
+// verifyInvalidScope is the per-IP budget of ForwardAuth's 401s: the global limit's
+// value (RATE_LIMIT_GLOBAL), counted apart from the global budget.
+const verifyInvalidScope = "verify_invalid"
+
+// verifyLimit wraps ForwardAuth's authentication: a valid token with a live session
+// spends no budget (its one Redis round trip is the session's), an answer of 401 (no
+// token, a bad one, a dead session) spends one event of the client's verify_invalid
+// budget, and is 429 once that is spent. A stranger guessing tokens thus drains only
+// their own budget, never the global one nor a valid token's. Redis errors fail closed
+// (503), as on every limited route.
+func (h *Handler) verifyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if !errors.Is(err, account.ErrUnauthenticated) {
+			return err
+		}
+		cl := client(c)
+		cl.IP = ratelimit.Scoped(verifyInvalidScope, cl.IP)
+		if lerr := h.svc.CheckGlobal(c.Request().Context(), cl); lerr != nil {
+			return lerr
+		}
+		return err
 	}
 }
 
