@@ -206,6 +206,9 @@ type RegisterResult struct {
 
 // Register creates an account. With verification required it answers the same for a
 // taken address and mails the owner a notice instead, so nobody learns who has one.
+// The address's email budget is spent only once the request is valid and just before
+// an email is written: a refused request (400, 422, 409) sends nothing and spends
+// nothing, and a spent budget still answers as usual, with no email.
 func (s *Service) Register(ctx context.Context, rawEmail, pw, name string, c Client) (RegisterResult, error) {
 	if err := s.allow(ctx, LimitRegister, c.IP, "rate_limited"); err != nil {
 		return RegisterResult{}, err
@@ -213,9 +216,6 @@ func (s *Service) Register(ctx context.Context, rawEmail, pw, name string, c Cli
 	email, err := emailaddr.Normalize(rawEmail)
 	if err != nil {
 		return RegisterResult{}, ErrInvalidEmail
-	}
-	if err := s.addressBudget(ctx, email); err != nil {
-		return RegisterResult{}, err
 	}
 	name, err = cleanName(name)
 	if err != nil {
@@ -229,40 +229,66 @@ func (s *Service) Register(ctx context.Context, rawEmail, pw, name string, c Cli
 	if err != nil {
 		return RegisterResult{}, s.hashError(err)
 	}
+	// Known before spending: a taken address gets a notice from the notices' budget,
+	// or a 409 that sends nothing, never a spend of the links' budget.
+	owner, err := s.users.UserByEmail(ctx, email)
+	switch {
+	case err == nil:
+		return s.registerTaken(ctx, owner)
+	case !errors.Is(err, ErrNotFound):
+		return RegisterResult{}, fmt.Errorf("load user: %w", err)
+	}
 	now := s.now().UTC().Truncate(time.Microsecond) // what PostgreSQL keeps
 	u := User{ID: uuid.NewString(), Email: email, Name: name, PasswordHash: hash, Roles: []string{"user"}, CreatedAt: now}
-	raw, tok := s.newToken(u.ID, PurposeEmailVerification, now.Add(s.cfg.VerificationTTL))
-	events := []Event{
-		{Subject: SubjectRegistered, Payload: map[string]any{"user_id": u.ID, "ip": c.IP, "user_agent": c.UserAgent}},
-		{Subject: SubjectVerificationRequested, Payload: emailPayload(u, raw, tok.ExpiresAt)},
+	events := []Event{{Subject: SubjectRegistered, Payload: map[string]any{"user_id": u.ID, "ip": c.IP, "user_agent": c.UserAgent}}}
+	send, err := s.spendEmail(ctx, budgetLinks, email)
+	if err != nil {
+		return RegisterResult{}, err
 	}
-	err = s.users.CreateUser(ctx, u, &tok, events)
+	var tok *OneTimeToken
+	if send { // else the account is made without a link; resend mails one later
+		raw, t := s.newToken(u.ID, PurposeEmailVerification, now.Add(s.cfg.VerificationTTL))
+		tok = &t
+		events = append(events, Event{Subject: SubjectVerificationRequested, Payload: emailPayload(u, raw, t.ExpiresAt)})
+	}
+	err = s.users.CreateUser(ctx, u, tok, events)
 	switch {
-	case errors.Is(err, ErrEmailTaken):
-		if !s.cfg.EmailVerificationRequired {
-			return RegisterResult{}, ErrEmailTaken
+	case errors.Is(err, ErrEmailTaken): // registered in between
+		owner, err := s.users.UserByEmail(ctx, email)
+		if errors.Is(err, ErrNotFound) { // deleted in between: nothing to tell anyone
+			if !s.cfg.EmailVerificationRequired {
+				return RegisterResult{}, ErrEmailTaken
+			}
+			return RegisterResult{Pending: true}, nil
 		}
-		if err := s.noticeExisting(ctx, email); err != nil {
-			return RegisterResult{}, err
+		if err != nil {
+			return RegisterResult{}, fmt.Errorf("load existing user: %w", err)
 		}
-		return RegisterResult{Pending: true}, nil
+		return s.registerTaken(ctx, owner)
 	case err != nil:
 		return RegisterResult{}, fmt.Errorf("create user: %w", err)
 	}
 	return RegisterResult{Pending: s.cfg.EmailVerificationRequired, User: u}, nil
 }
 
-func (s *Service) noticeExisting(ctx context.Context, email string) error {
-	owner, err := s.users.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil // deleted in between: nothing to tell anyone
+// registerTaken answers a register for owner's address: 409 when verification is not
+// required (nothing sent, nothing spent), else the usual 202 and a notice to the owner
+// while the notices' budget lasts.
+func (s *Service) registerTaken(ctx context.Context, owner User) (RegisterResult, error) {
+	if !s.cfg.EmailVerificationRequired {
+		return RegisterResult{}, ErrEmailTaken
 	}
-	if err != nil {
-		return fmt.Errorf("load existing user: %w", err)
+	send, err := s.spendEmail(ctx, budgetNotices, owner.Email)
+	if err != nil || !send {
+		return RegisterResult{Pending: err == nil}, err
 	}
-	return s.users.Enqueue(ctx, Event{Subject: SubjectRegisterExisting, Payload: map[string]any{
+	err = s.users.Enqueue(ctx, Event{Subject: SubjectRegisterExisting, Payload: map[string]any{
 		"user_id": owner.ID, "email": owner.Email, "name": owner.Name,
 	}})
+	if err != nil {
+		return RegisterResult{}, fmt.Errorf("notice existing user: %w", err)
+	}
+	return RegisterResult{Pending: true}, nil
 }
 
 // VerifyEmail uses a verification token.
@@ -309,9 +335,6 @@ func (s *Service) ResendVerification(ctx context.Context, rawEmail string, c Cli
 	if err != nil {
 		return nil
 	}
-	if err := s.addressBudget(ctx, email); err != nil {
-		return err
-	}
 	u, err := s.users.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -321,6 +344,9 @@ func (s *Service) ResendVerification(ctx context.Context, rawEmail string, c Cli
 	}
 	if u.Verified() || u.DisabledAt != nil {
 		return nil
+	}
+	if send, err := s.spendEmail(ctx, budgetLinks, email); err != nil || !send {
+		return err // a spent budget: the usual answer, no email
 	}
 	raw, tok := s.newToken(u.ID, PurposeEmailVerification, s.now().Add(s.cfg.VerificationTTL))
 	return s.users.IssueToken(ctx, tok, Event{Subject: SubjectVerificationRequested, Payload: emailPayload(u, raw, tok.ExpiresAt)})
@@ -337,9 +363,6 @@ func (s *Service) ForgotPassword(ctx context.Context, rawEmail string, c Client)
 	if err != nil {
 		return nil
 	}
-	if err := s.addressBudget(ctx, email); err != nil {
-		return err
-	}
 	u, err := s.users.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -349,6 +372,9 @@ func (s *Service) ForgotPassword(ctx context.Context, rawEmail string, c Client)
 	}
 	if u.DisabledAt != nil {
 		return nil
+	}
+	if send, err := s.spendEmail(ctx, budgetLinks, email); err != nil || !send {
+		return err // a spent budget: the usual answer, no email
 	}
 	raw, tok := s.newToken(u.ID, PurposePasswordReset, s.now().Add(s.cfg.ResetTTL))
 	return s.users.IssueToken(ctx, tok, Event{Subject: SubjectPasswordResetRequest, Payload: emailPayload(u, raw, tok.ExpiresAt)})
@@ -733,11 +759,26 @@ func (s *Service) CheckGlobal(ctx context.Context, c Client) error {
 	return s.allow(ctx, LimitGlobal, c.IP, "rate_limited")
 }
 
-// addressBudget caps what one address can be sent, for known and unknown alike. The
-// budget is keyed by a hash: Redis never holds an address someone typed.
-func (s *Service) addressBudget(ctx context.Context, email string) error {
+// Per-address email budgets (LimitEmails), keyed by a hash: Redis never holds an
+// address someone typed. Links (verification, reset) and the notice a register for a
+// taken address sends count apart, so notices cannot use up the owner's links.
+const (
+	budgetLinks   = ""
+	budgetNotices = "notice:"
+)
+
+// spendEmail spends one email of email's budget in bucket. It is called only once a
+// request is valid and an email is about to be written to the outbox, so requests
+// that send nothing (refused, unknown address, nothing to send) never spend; false
+// means the budget is spent and the caller sends nothing, answering as usual (an
+// unknown address, which never spends, answers the same). Redis errors fail closed.
+func (s *Service) spendEmail(ctx context.Context, bucket, email string) (bool, error) {
 	sum := sha256.Sum256([]byte(email))
-	return s.allow(ctx, LimitEmails, hex.EncodeToString(sum[:16]), "rate_limited")
+	d, err := s.limits.Allow(ctx, LimitEmails, bucket+hex.EncodeToString(sum[:16]))
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return d.Allowed, nil
 }
 
 func (s *Service) checkPolicy(ctx context.Context, pw, email string) error {

@@ -31,8 +31,8 @@ import (
 //   - auth_throttled_requests_total{purpose}: 429 answers by the limiter that refused:
 //     global (the per-IP budget of every route), login_throttle (the per-account login
 //     throttle), or the route's purpose: login, mfa, register, forgot, resend, refresh,
-//     email_verify (for register, forgot and resend this includes the per-address email
-//     budget), other.
+//     email_verify, other. A spent per-address email budget answers 202 and sends
+//     nothing, so it is never counted here.
 type Metrics struct {
 	logins    map[string]prometheus.Counter
 	refreshes map[string]prometheus.Counter
@@ -167,7 +167,7 @@ func (m *Metrics) throttle(err error, route string) {
 }
 
 // throttlePurpose names the limiter behind a 429 of route: the account package's
-// budgets carry no purpose, but each route spends only its own (and the emails one).
+// budgets carry no purpose, but each route spends only its own.
 func throttlePurpose(route string, e *account.RateLimitedError) string {
 	if len(route) > 3 && (route[:3] == "/v1" || route[:3] == "/v2") {
 		route = route[3:]
