@@ -62,20 +62,37 @@ func Namespace(t testing.TB) string {
 		defer nc.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		names := js.StreamNames(ctx)
-		var mine []string
-		for name := range names.Name() {
-			if strings.HasSuffix(name, "_"+ns) {
-				mine = append(mine, name)
-			}
-		}
-		for _, name := range mine {
-			if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				t.Logf("delete stream %s: %v", name, err)
-			}
+		if _, err := DeleteNamespace(ctx, js, ns); err != nil {
+			t.Logf("delete the streams of namespace %s: %v", ns, err)
 		}
 	})
 	return ns
+}
+
+// DeleteNamespace deletes every stream of namespace ns (named BASE_ns, as
+// events.Namespace names them), and so their consumers; it returns how many it deleted.
+func DeleteNamespace(ctx context.Context, js jetstream.JetStream, ns string) (int, error) {
+	if ns == "" {
+		return 0, errors.New("no namespace: the default layout is never deleted")
+	}
+	names := js.StreamNames(ctx)
+	var mine []string
+	for name := range names.Name() {
+		if strings.HasSuffix(name, "_"+ns) {
+			mine = append(mine, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, name := range mine {
+		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return n, fmt.Errorf("delete stream %s: %w", name, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Bin is the nats-server binary the tests start: NATS_SERVER_BIN, else nats-server.

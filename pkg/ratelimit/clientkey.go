@@ -13,14 +13,10 @@ const DefaultIPv6Prefix = 64
 // count a client address: an IPv4 address as itself, an IPv4-mapped IPv6 address
 // (::ffff:a.b.c.d) as its IPv4 address, an IPv6 address as its network of ipv6Prefix
 // bits ("2001:db8::/64"; outside 1..128 the default /64). A zone is dropped. Anything
-// that is not an IP address (a user id, a hash) is returned unchanged; a Scoped key
-// keeps its scope and keys what it scopes by these rules.
+// that is not an IP address (a user id, a hash) is returned unchanged.
 func ClientKey(ip string, ipv6Prefix int) string {
 	addr, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]"))
 	if err != nil {
-		if scope, key, ok := strings.Cut(ip, scopeSep); ok {
-			return scope + scopeSep + ClientKey(key, ipv6Prefix)
-		}
 		return ip
 	}
 	addr = addr.WithZone("").Unmap()
@@ -36,11 +32,3 @@ func ClientKey(ip string, ipv6Prefix int) string {
 	}
 	return p.String()
 }
-
-// scopeSep never occurs in an IP address, a user id or a hash.
-const scopeSep = "#"
-
-// Scoped is key counted apart in its own bucket of a purpose's budget: the same limit,
-// never shared with key's plain bucket. A client IP inside is keyed by ClientKey as
-// usual (an IPv6 client by its network), so rotating addresses gains nothing.
-func Scoped(scope, key string) string { return scope + scopeSep + key }

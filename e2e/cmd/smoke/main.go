@@ -32,11 +32,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talentforge/auth/pkg/natstest"
 )
 
 const (
@@ -746,139 +749,16 @@ func (s *stack) mailpit(ctx context.Context, path string, out any) error {
 	return json.NewDecoder(res.Body).Decode(out)
 }
 
-// deleteStreams deletes the JetStream streams of namespace ns (named BASE_ns) through the
-// JetStream API, spoken over a plain NATS connection: $JS.API.STREAM.NAMES and
-// $JS.API.STREAM.DELETE.<name>.
+// deleteStreams deletes the JetStream streams of namespace ns (natstest.DeleteNamespace).
 func deleteStreams(ctx context.Context, natsURL, ns string) (int, error) {
-	c, err := dialNATS(ctx, natsURL)
+	nc, err := nats.Connect(natsURL, nats.Name("smoke"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return 0, err
 	}
-	defer c.close()
-	var names []string
-	for offset := 0; ; {
-		var res struct {
-			Total   int      `json:"total"`
-			Streams []string `json:"streams"`
-			Error   *struct {
-				Description string `json:"description"`
-			} `json:"error"`
-		}
-		req, _ := json.Marshal(map[string]int{"offset": offset})
-		if err := c.request("$JS.API.STREAM.NAMES", req, &res); err != nil {
-			return 0, err
-		}
-		if res.Error != nil {
-			return 0, errors.New(res.Error.Description)
-		}
-		for _, n := range res.Streams {
-			if strings.HasSuffix(n, "_"+ns) {
-				names = append(names, n)
-			}
-		}
-		offset += len(res.Streams)
-		if len(res.Streams) == 0 || offset >= res.Total {
-			break
-		}
-	}
-	for _, n := range names {
-		var res struct {
-			Error *struct {
-				Description string `json:"description"`
-			} `json:"error"`
-		}
-		if err := c.request("$JS.API.STREAM.DELETE."+n, nil, &res); err != nil {
-			return 0, err
-		}
-		if res.Error != nil {
-			return 0, fmt.Errorf("%s: %s", n, res.Error.Description)
-		}
-	}
-	return len(names), nil
-}
-
-// natsConn is the least of the NATS client protocol: requests with one reply.
-type natsConn struct {
-	conn  net.Conn
-	r     *bufio.Reader
-	mu    sync.Mutex
-	inbox string
-	seq   int
-}
-
-func dialNATS(ctx context.Context, raw string) (*natsConn, error) {
-	u, err := url.Parse(raw)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "4222")
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	c := &natsConn{conn: conn, r: bufio.NewReader(conn), inbox: "_INBOX.smoke" + randomHex(6)}
-	line, err := c.r.ReadString('\n') // INFO {...}
-	if err != nil || !strings.HasPrefix(line, "INFO ") {
-		conn.Close()
-		return nil, fmt.Errorf("no NATS INFO from %s: %q %v", host, line, err)
-	}
-	connect := map[string]any{"verbose": false, "pedantic": false, "name": "smoke", "lang": "go", "version": "0", "protocol": 1}
-	if u.User != nil {
-		connect["user"] = u.User.Username()
-		connect["pass"], _ = u.User.Password()
-	}
-	cb, _ := json.Marshal(connect)
-	if _, err := fmt.Fprintf(conn, "CONNECT %s\r\nSUB %s.* 1\r\n", cb, c.inbox); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *natsConn) close() { _ = c.conn.Close() }
-
-func (c *natsConn) request(subject string, payload []byte, out any) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	reply := fmt.Sprintf("%s.%d", c.inbox, c.seq)
-	if _, err := fmt.Fprintf(c.conn, "PUB %s %s %d\r\n%s\r\n", subject, reply, len(payload), payload); err != nil {
-		return err
-	}
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		switch {
-		case line == "PING":
-			if _, err := io.WriteString(c.conn, "PONG\r\n"); err != nil {
-				return err
-			}
-		case strings.HasPrefix(line, "-ERR"):
-			return errors.New(line)
-		case strings.HasPrefix(line, "MSG "):
-			f := strings.Fields(line) // MSG subject sid [reply] size
-			var size int
-			if _, err := fmt.Sscan(f[len(f)-1], &size); err != nil {
-				return fmt.Errorf("bad NATS line %q", line)
-			}
-			data := make([]byte, size+2)
-			if _, err := io.ReadFull(c.r, data); err != nil {
-				return err
-			}
-			if f[1] != reply {
-				continue // a late answer to an earlier request
-			}
-			return json.Unmarshal(data[:size], out)
-		}
-	}
+	return natstest.DeleteNamespace(ctx, js, ns)
 }

@@ -93,6 +93,9 @@ const (
 	LimitEmailVerify = "email_verify"
 	LimitMFA         = "mfa"
 	LimitEmails      = "emails_per_address"
+	// LimitVerifyInvalid is ForwardAuth's budget for its 401s, apart from the global one
+	// so a stranger guessing tokens drains only their own (RATE_LIMIT_GLOBAL's value).
+	LimitVerifyInvalid = "verify_invalid"
 )
 
 // Hasher hashes and checks passwords under a concurrency bound.
@@ -757,6 +760,11 @@ func (s *Service) allow(ctx context.Context, purpose, key, code string) error {
 // CheckGlobal spends one event of the client's global budget (every route).
 func (s *Service) CheckGlobal(ctx context.Context, c Client) error {
 	return s.allow(ctx, LimitGlobal, c.IP, "rate_limited")
+}
+
+// CheckVerifyInvalid spends one event of the client's budget for ForwardAuth's 401s.
+func (s *Service) CheckVerifyInvalid(ctx context.Context, c Client) error {
+	return s.allow(ctx, LimitVerifyInvalid, c.IP, "rate_limited")
 }
 
 // Per-address email budgets (LimitEmails), keyed by a hash: Redis never holds an

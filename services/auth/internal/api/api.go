@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/talentforge/auth/pkg/httpx"
-	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 )
@@ -132,10 +131,6 @@ func (h *Handler) globalLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// verifyInvalidScope is the per-IP budget of ForwardAuth's 401s: the global limit's
-// value (RATE_LIMIT_GLOBAL), counted apart from the global budget.
-const verifyInvalidScope = "verify_invalid"
-
 // verifyLimit wraps ForwardAuth's authentication: a valid token with a live session
 // spends no budget (its one Redis round trip is the session's), an answer of 401 (no
 // token, a bad one, a dead session) spends one event of the client's verify_invalid
@@ -148,9 +143,7 @@ func (h *Handler) verifyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if !errors.Is(err, account.ErrUnauthenticated) {
 			return err
 		}
-		cl := client(c)
-		cl.IP = ratelimit.Scoped(verifyInvalidScope, cl.IP)
-		if lerr := h.svc.CheckGlobal(c.Request().Context(), cl); lerr != nil {
+		if lerr := h.svc.CheckVerifyInvalid(c.Request().Context(), client(c)); lerr != nil {
 			return lerr
 		}
 		return err

@@ -184,6 +184,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		account.LimitGlobal: rl.Global, account.LimitLogin: rl.Login, account.LimitRegister: rl.Register,
 		account.LimitForgot: rl.Forgot, account.LimitResend: rl.Resend, account.LimitRefresh: rl.Refresh,
 		account.LimitEmailVerify: rl.EmailVerify, account.LimitMFA: rl.MFA, account.LimitEmails: rl.EmailsPerAddress,
+		account.LimitVerifyInvalid: rl.Global,
 	}, cfg.LoginThrottle, cfg.RateLimitEnabled)
 	svc := account.NewService(
 		users, cache, sessions, guard,
