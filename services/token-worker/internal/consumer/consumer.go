@@ -236,7 +236,6 @@ func (c *Consumer) Run(ctx context.Context) {
 	defer hcancel()
 	var handlers sync.WaitGroup
 	slots := make(chan struct{}, c.cfg.Concurrency)
-	failures := 0
 	for ctx.Err() == nil {
 		if c.o.gate != nil && c.o.gate(ctx) != nil {
 			break
@@ -263,8 +262,7 @@ func (c *Consumer) Run(ctx context.Context) {
 			<-slots
 		}
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
-			failures++
-			c.fetched(err)
+			failures := c.fetched(err)
 			c.o.log.Warn("fetch failed", zap.Error(err), zap.Int("failures", failures))
 			if !sleep(ctx, retry.Backoff(failures, c.o.retryWait, 30*time.Second)) {
 				break
@@ -276,7 +274,6 @@ func (c *Consumer) Run(ctx context.Context) {
 			}
 			continue
 		}
-		failures = 0
 		c.fetched(nil)
 	}
 

@@ -69,17 +69,19 @@ func (c *Consumer) setUp(err error) {
 	c.markReady(func(r *readiness) { r.setUpErr, r.stopped = err, false })
 }
 
-// fetched records the outcome of one fetch: nil (events or none in the wait) resets
-// the failures.
-func (c *Consumer) fetched(err error) {
+// fetched records the outcome of one fetch and returns the failures in a row (Run's
+// backoff): nil (events or none in the wait) resets them.
+func (c *Consumer) fetched(err error) (failures int) {
 	c.markReady(func(r *readiness) {
 		if err == nil {
 			r.failures, r.fetchErr = 0, nil
-			return
+		} else {
+			r.failures++
+			r.fetchErr = err
 		}
-		r.failures++
-		r.fetchErr = err
+		failures = r.failures
 	})
+	return failures
 }
 
 // stop records that Run returned: the consumer consumes no more.
