@@ -52,6 +52,10 @@ run: var/event-keys var/mfa-keys ## start PostgreSQL/Redis/NATS if needed, build
 smoke: build ## sign up end to end on real processes, own database and ports: register, email via Mailpit, verify, login, reset
 	$(GO) run ./e2e/cmd/smoke
 
+.PHONY: email-timing
+email-timing: build ## forgot/resend answer times, known vs unknown address, on bin/auth: median, p90, asserts nothing (TIMINGFLAGS, e.g. -n 500)
+	$(GO) run ./e2e/cmd/emailtiming $(TIMINGFLAGS)
+
 .PHONY: test
 test: ## every test of every module against the local PostgreSQL, Redis and NATS, with -race
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)

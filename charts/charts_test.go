@@ -486,7 +486,7 @@ func TestProductionValuesRender(t *testing.T) {
 			}
 			for _, need := range map[string][]string{
 				"auth":         {"DATABASE_URL", "REDIS_URL", "EVENT_KEYS", "MFA_ENCRYPTION_KEYS"},
-				"oauth":        {"DATABASE_URL", "REDIS_URL", "OAUTH_GITHUB_CLIENT_SECRET"},
+				"oauth":        {"DATABASE_URL", "REDIS_URL", "EVENT_KEYS", "OAUTH_GITHUB_CLIENT_SECRET"},
 				"token-worker": {"DATABASE_URL", "REDIS_URL", "EVENT_KEYS", "SMTP_PASSWORD"},
 			}[svc] {
 				if _, ok := env[need+"_FILE"]; !ok {

@@ -117,7 +117,7 @@ func assertMigrated(t *testing.T, dbURL string) {
 	t.Helper()
 	conn := connect(t, dbURL)
 	ctx := context.Background()
-	for _, table := range []string{"users", "roles", "user_roles", "role_permissions", "one_time_tokens", "outbox"} {
+	for _, table := range []string{"users", "roles", "user_roles", "role_permissions", "one_time_tokens", "outbox", "email_requests"} {
 		var ok bool
 		if err := conn.QueryRow(ctx, "SELECT to_regclass('public.' || $1) IS NOT NULL", table).Scan(&ok); err != nil {
 			t.Fatal(err)
@@ -244,6 +244,12 @@ func TestSchemaConstraints(t *testing.T) {
 			[]any{u1}, "23514", ""},
 		{"unknown token purpose", "INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at) VALUES (sha256('x'), $1, 'login', now())",
 			[]any{u1}, "23514", ""},
+		{"identity on a reset token", `INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at, identity_provider, identity_subject)
+			VALUES (sha256('r'), $1, 'password_reset', now(), 'acme', 's')`, []any{u1}, "23514", ""},
+		{"identity provider without subject", `INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at, identity_provider)
+			VALUES (sha256('s'), $1, 'email_verification', now(), 'acme')`, []any{u1}, "23514", ""},
+		{"unknown email request kind", `INSERT INTO email_requests (id, kind, email_sealed) VALUES (gen_random_uuid(), 'login', '{}')`,
+			nil, "23514", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,6 +268,7 @@ func TestSchemaConstraints(t *testing.T) {
 			"INSERT INTO user_roles (user_id, role) VALUES ('" + u1 + "', 'user')",
 			"INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at) VALUES (sha256('x'), '" + u1 + "', 'email_verification', now())",
 			`INSERT INTO outbox (id, subject, payload) VALUES (gen_random_uuid(), 'auth.user.registered', '{"a":1}')`,
+			`INSERT INTO email_requests (id, kind, email_sealed) VALUES (gen_random_uuid(), 'forgot', '{"kid":"k"}')`,
 		} {
 			if _, err := conn.Exec(ctx, q); err != nil {
 				t.Fatalf("%s: %v", q, err)

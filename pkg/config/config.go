@@ -41,12 +41,15 @@ type Config struct {
 	AppURL               string
 	OAuthCallbackBaseURL string
 
-	JWTAudience       string
-	JWTKeysDir        string
-	JWTAlg            string
-	AccessTokenTTL    time.Duration
-	RefreshTokenTTL   time.Duration
-	SessionMaxAge     time.Duration
+	JWTAudience     string
+	JWTKeysDir      string
+	JWTAlg          string
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	SessionMaxAge   time.Duration
+	// ReauthMaxAge: how long after signing in a session may change credentials
+	// without the current password (REAUTH_MAX_AGE).
+	ReauthMaxAge      time.Duration
 	RefreshReuseGrace time.Duration
 
 	EmailVerificationRequired bool
@@ -171,6 +174,7 @@ func defaults(v *viper.Viper, httpAddr string) {
 	v.SetDefault("access_token_ttl", "15m")
 	v.SetDefault("refresh_token_ttl", "720h")
 	v.SetDefault("session_max_age", "2160h")
+	v.SetDefault("reauth_max_age", "5m")
 	v.SetDefault("refresh_reuse_grace", "10s")
 	v.SetDefault("email_verification_required", true)
 	v.SetDefault("admin_emails", "")
@@ -438,6 +442,7 @@ func parse(v *viper.Viper) (*Config, error) {
 		AccessTokenTTL:    p.duration("access_token_ttl", time.Minute),
 		RefreshTokenTTL:   p.duration("refresh_token_ttl", time.Minute),
 		SessionMaxAge:     p.duration("session_max_age", time.Minute),
+		ReauthMaxAge:      p.duration("reauth_max_age", time.Second),
 		RefreshReuseGrace: p.duration("refresh_reuse_grace", 0),
 
 		EmailVerificationRequired:     p.boolean("email_verification_required"),

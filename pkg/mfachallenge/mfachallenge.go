@@ -31,6 +31,9 @@ type Challenge struct {
 	UserAgent string `json:"user_agent"`
 	// AMR is how the first factor was proven ("pwd" when empty, or "oauth").
 	AMR []string `json:"amr,omitempty"`
+	// Stamp is the account's credential stamp when the first factor was proven
+	// (session.CredentialStamp): the session opened by the second factor carries it.
+	Stamp string `json:"cs,omitempty"`
 }
 
 // FirstFactor is the challenge's amr before the second factor is added.

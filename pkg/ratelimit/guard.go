@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,4 +48,15 @@ func (g *Guard) LoginSucceeded(ctx context.Context, account, ip string) error {
 		return nil
 	}
 	return g.throttle.Reset(ctx, account, ip)
+}
+
+// PurposeEmails is the per-address email budget (RATE_LIMIT_EMAILS_PER_ADDRESS): every
+// service that mails an address spends the same one.
+const PurposeEmails = "emails_per_address"
+
+// AddressKey keys an address in a per-address budget: a bucket (the kind of email, e.g.
+// "notice:") and a hash of the address, so Redis never holds an address someone typed.
+func AddressKey(bucket, address string) string {
+	sum := sha256.Sum256([]byte(address))
+	return bucket + hex.EncodeToString(sum[:16])
 }

@@ -17,7 +17,7 @@ func benchSessions(b *testing.B, n int) (*Store, []string, []string, string) {
 	b.Cleanup(func() { _, _ = s.RevokeAll(context.Background(), uid, "") })
 	tokens, sids := make([]string, n), make([]string, n)
 	for i := range n {
-		sess, rt, err := s.Create(context.Background(), uid, "bench@example.com", []string{"pwd"}, Meta{IP: "127.0.0.1"})
+		sess, rt, err := s.Create(context.Background(), uid, "bench@example.com", []string{"pwd"}, "", Meta{IP: "127.0.0.1"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -18,11 +18,11 @@ import "github.com/redis/go-redis/v9"
 // numbers in exponent form.
 
 // fieldsLua lists the fields returned to Go, in the order parseSession reads.
-const fieldsLua = `local F = {'uid', 'email', 'amr', 'created', 'last', 'ip', 'ua', 'exp'}
+const fieldsLua = `local F = {'uid', 'email', 'amr', 'created', 'last', 'ip', 'ua', 'exp', 'cs'}
 `
 
 // KEYS: hash, index. ARGV: prefix, now, maxSessions, sid, ttl, exp, uid,
-// email, amr, ip, ua, cur.
+// email, amr, ip, ua, cur, cs.
 var createScript = redis.NewScript(`
 local prefix, now, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -38,7 +38,7 @@ while redis.call('ZCARD', KEYS[2]) >= max do
 end
 redis.call('HSET', KEYS[1], 'uid', ARGV[7], 'email', ARGV[8], 'amr', ARGV[9],
   'created', ARGV[2], 'last', ARGV[2], 'ip', ARGV[10], 'ua', ARGV[11],
-  'exp', ARGV[6], 'cur', ARGV[12])
+  'exp', ARGV[6], 'cur', ARGV[12], 'cs', ARGV[13])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
 -- The index must outlive its longest session; never shorten it.
@@ -46,6 +46,13 @@ local left = tonumber(ARGV[6]) - now
 if redis.call('PTTL', KEYS[2]) < left then
   redis.call('PEXPIRE', KEYS[2], string.format('%d', left))
 end
+return 1
+`)
+
+// KEYS: hash. ARGV: cs. Sets the stamp of a session that exists; returns 1, or 0.
+var setStampScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'cs', ARGV[1])
 return 1
 `)
 

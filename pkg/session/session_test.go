@@ -63,7 +63,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func mustCreate(t *testing.T, s *Store, uid string) (Session, string) {
 	t.Helper()
-	sess, rt, err := s.Create(context.Background(), uid, "u@example.com", []string{"pwd"}, Meta{IP: "10.0.0.1", UserAgent: "ua/1"})
+	sess, rt, err := s.Create(context.Background(), uid, "u@example.com", []string{"pwd"}, "", Meta{IP: "10.0.0.1", UserAgent: "ua/1"})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -108,7 +108,7 @@ func TestCreateGet(t *testing.T) {
 		t.Run(strings.Join(amr, "+"), func(t *testing.T) {
 			uid := newUser(t, rdb)
 			m := Meta{IP: "192.0.2.7", UserAgent: "Mozilla/5.0 (X11)"}
-			created, rt, err := s.Create(ctx, uid, "a@example.com", amr, m)
+			created, rt, err := s.Create(ctx, uid, "a@example.com", amr, "stamp-1", m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func TestCreateGet(t *testing.T) {
 			want := Session{
 				ID: created.ID, UserID: uid, Email: "a@example.com", AMR: amr,
 				CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(48 * time.Hour),
-				IP: m.IP, UserAgent: m.UserAgent,
+				IP: m.IP, UserAgent: m.UserAgent, Stamp: "stamp-1",
 			}
 			for _, x := range []Session{created, got} {
 				if !sameSession(x, want) {
@@ -146,7 +146,45 @@ func sameSession(a, b Session) bool {
 	return a.ID == b.ID && a.UserID == b.UserID && a.Email == b.Email &&
 		slices.Equal(a.AMR, b.AMR) && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.LastUsedAt.Equal(b.LastUsedAt) && a.ExpiresAt.Equal(b.ExpiresAt) &&
-		a.IP == b.IP && a.UserAgent == b.UserAgent
+		a.IP == b.IP && a.UserAgent == b.UserAgent && a.Stamp == b.Stamp
+}
+
+// A refresh keeps the session's stamp and creation time (the tokens'
+// auth_time); SetStamp changes the stamp of a live session only.
+func TestStampAndAuthTime(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	clk := newClock()
+	s := New(rdb, WithClock(clk.Now))
+	ctx := context.Background()
+	uid := newUser(t, rdb)
+	created, rt, err := s.Create(ctx, uid, "a@example.com", []string{"pwd"}, "v1", Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	refreshed, _, err := s.Refresh(ctx, rt, Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refreshed.Stamp != "v1" || !refreshed.CreatedAt.Equal(created.CreatedAt) {
+		t.Fatalf("after refresh: stamp %q created %v, want v1 %v", refreshed.Stamp, refreshed.CreatedAt, created.CreatedAt)
+	}
+	if err := s.SetStamp(ctx, uid, created.ID, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, uid, created.ID); err != nil || got.Stamp != "v2" {
+		t.Fatalf("Get after SetStamp = %+v, %v; want stamp v2", got, err)
+	}
+	if err := s.Revoke(ctx, uid, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStamp(ctx, uid, created.ID, "v3"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetStamp on an ended session = %v, want ErrNotFound", err)
+	}
+	if n, _ := rdb.Exists(ctx, "sess:{"+uid+"}:"+created.ID).Result(); n != 0 {
+		t.Fatal("SetStamp brought an ended session back")
+	}
 }
 
 func TestRefreshRotatesWithGrace(t *testing.T) {

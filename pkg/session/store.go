@@ -26,16 +26,39 @@ var (
 	ErrNotFound     = errors.New("session: not found")
 )
 
+// CredentialStamp is the stamp (see Session) of credentials last changed at
+// changed, nil when never: the microseconds PostgreSQL keeps, so the value read
+// at sign-in and the one read later compare exactly, with no clock involved.
+func CredentialStamp(changed *time.Time) string {
+	if changed == nil {
+		return "0"
+	}
+	return strconv.FormatInt(changed.UnixMicro(), 10)
+}
+
+// Stamped reports whether the session was opened with the credentials of stamp.
+// An empty stamp on either side is unknown (a session or a cached account older
+// than stamps) and passes.
+func (s Session) Stamped(stamp string) bool {
+	return s.Stamp == "" || stamp == "" || s.Stamp == stamp
+}
+
 // Meta describes the client making a request.
 type Meta struct{ IP, UserAgent string }
 
 // Session is one login. ExpiresAt is the absolute end; the idle TTL only
 // lives in Redis as the key's expiry.
+//
+// CreatedAt is when the user authenticated (a refresh never moves it: it is the
+// tokens' auth_time). Stamp is the caller's version of the credentials the user
+// authenticated with; a session whose stamp no longer matches the account's was
+// opened with credentials that have since changed.
 type Session struct {
 	ID, UserID, Email                string
 	AMR                              []string
 	CreatedAt, LastUsedAt, ExpiresAt time.Time
 	IP, UserAgent                    string
+	Stamp                            string
 }
 
 // Store reads and writes sessions. It is safe for concurrent use.
@@ -122,8 +145,9 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	return s
 }
 
-// Create starts a session and returns it with its first refresh token.
-func (s *Store) Create(ctx context.Context, userID, email string, amr []string, m Meta) (Session, string, error) {
+// Create starts a session, stamped with stamp (see Session), and returns it with
+// its first refresh token.
+func (s *Store) Create(ctx context.Context, userID, email string, amr []string, stamp string, m Meta) (Session, string, error) {
 	uid, err := uuid.Parse(userID)
 	if err != nil {
 		return Session{}, "", fmt.Errorf("session: invalid user id: %w", err)
@@ -141,7 +165,7 @@ func (s *Store) Create(ctx context.Context, userID, email string, amr []string, 
 	err = createScript.Run(ctx, s.rdb, []string{key, idx},
 		prefix, now, s.maxSessions, tok.sessionID.String(), ttl, exp,
 		tok.userID.String(), email, strings.Join(amr, ","), m.IP, m.UserAgent,
-		hashSecret(tok.secret)).Err()
+		hashSecret(tok.secret), stamp).Err()
 	if err != nil {
 		return Session{}, "", fmt.Errorf("session: create: %w", err)
 	}
@@ -155,6 +179,7 @@ func (s *Store) Create(ctx context.Context, userID, email string, amr []string, 
 		ExpiresAt:  time.UnixMilli(exp),
 		IP:         m.IP,
 		UserAgent:  m.UserAgent,
+		Stamp:      stamp,
 	}, tok.String(), nil
 }
 
@@ -297,6 +322,25 @@ func UserKey(prefix, userID string) (string, error) {
 	return prefix + "{" + uid.String() + "}", nil
 }
 
+// SetStamp re-stamps a live session (see Session): the one that changed the
+// credentials keeps working. ErrNotFound when the session is gone.
+func (s *Store) SetStamp(ctx context.Context, userID, sessionID, stamp string) error {
+	uid, err1 := uuid.Parse(userID)
+	sid, err2 := uuid.Parse(sessionID)
+	if err1 != nil || err2 != nil {
+		return ErrNotFound
+	}
+	_, key, _ := keys(uid, sid)
+	n, err := setStampScript.Run(ctx, s.rdb, []string{key}, stamp).Int()
+	if err != nil {
+		return fmt.Errorf("session: set stamp: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // Revoke ends one session; its tokens stop working as soon as it returns.
 func (s *Store) Revoke(ctx context.Context, userID, sessionID string) error {
 	uid, err1 := uuid.Parse(userID)
@@ -360,7 +404,7 @@ func (s *Store) List(ctx context.Context, userID string) ([]Session, error) {
 
 // fields are read in this order by Get (HMGET) and returned in this order by
 // the scripts (see fieldsLua).
-var fields = []string{"uid", "email", "amr", "created", "last", "ip", "ua", "exp"}
+var fields = []string{"uid", "email", "amr", "created", "last", "ip", "ua", "exp", "cs"}
 
 func keys(uid, sid uuid.UUID) (prefix, session, index string) {
 	prefix = "sess:{" + uid.String() + "}:"
@@ -393,6 +437,7 @@ func parseSession(id string, v []any) (Session, error) {
 		ExpiresAt:  time.UnixMilli(ms[2]),
 		IP:         str[5],
 		UserAgent:  str[6],
+		Stamp:      str[8],
 	}, nil
 }
 

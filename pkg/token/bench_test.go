@@ -22,7 +22,7 @@ func BenchmarkIssueEdDSA(b *testing.B) {
 	iss, _ := benchKeys(b, AlgEdDSA)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := iss.Issue("8f14e45f-ceea-467f-a0e6-2b4c1c9a7b10", "c9f0f895-fb98-4b91-9d2c-6a8d1e0a3f11",
+		if _, _, err := iss.Issue("8f14e45f-ceea-467f-a0e6-2b4c1c9a7b10", "c9f0f895-fb98-4b91-9d2c-6a8d1e0a3f11", time.Time{},
 			[]string{"user"}, []string{"pwd"}); err != nil {
 			b.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func BenchmarkIssueEdDSA(b *testing.B) {
 
 func benchVerify(b *testing.B, opts ...Option) {
 	iss, ks := benchKeys(b, AlgEdDSA)
-	raw, _, err := iss.Issue("8f14e45f-ceea-467f-a0e6-2b4c1c9a7b10", "c9f0f895-fb98-4b91-9d2c-6a8d1e0a3f11",
+	raw, _, err := iss.Issue("8f14e45f-ceea-467f-a0e6-2b4c1c9a7b10", "c9f0f895-fb98-4b91-9d2c-6a8d1e0a3f11", time.Time{},
 		[]string{"user"}, []string{"pwd"})
 	if err != nil {
 		b.Fatal(err)

@@ -27,7 +27,7 @@ func cachedVerifier(t *testing.T, size int) (dir, kid string, clock *testClock, 
 
 func TestVerifiedCacheHitReturnsCopy(t *testing.T) {
 	_, _, _, _, iss, v := cachedVerifier(t, 8)
-	raw, _, err := iss.Issue("u1", "s1", []string{"user"}, []string{"pwd"})
+	raw, _, err := iss.Issue("u1", "s1", time.Time{}, []string{"user"}, []string{"pwd"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestVerifiedCacheHitReturnsCopy(t *testing.T) {
 
 func TestVerifiedCacheNeverOutlivesExp(t *testing.T) {
 	_, _, clock, _, iss, v := cachedVerifier(t, 8)
-	raw, c, err := iss.Issue("u1", "s1", nil, nil)
+	raw, c, err := iss.Issue("u1", "s1", time.Time{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestVerifiedCacheNeverOutlivesExp(t *testing.T) {
 
 func TestVerifiedCacheDropsRemovedKey(t *testing.T) {
 	dir, kid, _, ks, iss, v := cachedVerifier(t, 8)
-	raw, _, err := iss.Issue("u1", "s1", nil, nil)
+	raw, _, err := iss.Issue("u1", "s1", time.Time{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestVerifiedCacheDropsRemovedKey(t *testing.T) {
 func TestVerifiedCacheIsBounded(t *testing.T) {
 	_, _, _, _, iss, v := cachedVerifier(t, 32)
 	for i := range 200 {
-		raw, _, err := iss.Issue("u1", "s"+string(rune('a'+i%26))+time.Duration(i).String(), nil, nil)
+		raw, _, err := iss.Issue("u1", "s"+string(rune('a'+i%26))+time.Duration(i).String(), time.Time{}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,9 @@ type AccessClaims struct {
 	SessionID            string   `json:"sid"`
 	Roles                []string `json:"roles"`
 	AMR                  []string `json:"amr"`
+	// AuthTime is when the session's user last authenticated (OIDC auth_time):
+	// a refresh keeps it, so credential changes can ask for a fresh sign-in.
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // Issuer signs access tokens with the KeySet's current signing key.
@@ -39,9 +42,10 @@ func NewIssuer(keys *KeySet, issuer, audience string, ttl time.Duration, opts ..
 // TTL is the lifetime of issued tokens.
 func (i *Issuer) TTL() time.Duration { return i.ttl }
 
-// Issue signs an access token for userID in sessionID. It returns the compact
-// JWS and the claims it contains.
-func (i *Issuer) Issue(userID, sessionID string, roles, amr []string) (raw string, claims AccessClaims, err error) {
+// Issue signs an access token for userID in sessionID, whose user authenticated
+// at authTime (the claim is left out when it is zero). It returns the compact JWS
+// and the claims it contains.
+func (i *Issuer) Issue(userID, sessionID string, authTime time.Time, roles, amr []string) (raw string, claims AccessClaims, err error) {
 	if userID == "" || sessionID == "" {
 		return "", AccessClaims{}, fmt.Errorf("token: issue: user and session id are required")
 	}
@@ -59,6 +63,9 @@ func (i *Issuer) Issue(userID, sessionID string, roles, amr []string) (raw strin
 		SessionID: sessionID,
 		Roles:     nonNil(roles),
 		AMR:       nonNil(amr),
+	}
+	if !authTime.IsZero() {
+		claims.AuthTime = jwt.NewNumericDate(authTime)
 	}
 	t := jwt.NewWithClaims(jwt.GetSigningMethod(k.alg), claims)
 	t.Header["kid"] = k.kid

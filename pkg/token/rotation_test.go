@@ -113,7 +113,7 @@ func TestRotation(t *testing.T) {
 
 	issue := func(wantKid string) string {
 		t.Helper()
-		raw, _, err := iss.Issue("user-1", "sess-1", nil, []string{"pwd"})
+		raw, _, err := iss.Issue("user-1", "sess-1", time.Time{}, nil, []string{"pwd"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestReloadKeepsOldSetOnError(t *testing.T) {
 	}
 	iss := NewIssuer(ks, "iss", "aud", time.Minute, WithClock(clock.Now))
 	ver := NewVerifier(ks, "iss", "aud", WithClock(clock.Now))
-	raw, _, err := iss.Issue("u", "s", nil, nil)
+	raw, _, err := iss.Issue("u", "s", time.Time{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestConcurrentUse(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 50 {
-				raw, _, err := iss.Issue("u", "s", []string{"r"}, nil)
+				raw, _, err := iss.Issue("u", "s", time.Time{}, []string{"r"}, nil)
 				if err == nil {
 					_, err = ver.Verify(raw)
 				}
@@ -331,7 +331,7 @@ func TestRotatedKeySignsOnlyAfterDelayFromFirstSeen(t *testing.T) {
 		if kid, _ := ks.Signing(); kid != want {
 			t.Fatalf("at t0+%v: signing kid %q, want %q", clock.Now().Sub(t0), kid, want)
 		}
-		raw, _, err := iss.Issue("user-1", "sess-1", nil, []string{"pwd"})
+		raw, _, err := iss.Issue("user-1", "sess-1", time.Time{}, nil, []string{"pwd"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func FuzzVerify(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		raw, _, err := NewIssuer(ks, testIss, testAud, time.Hour, clock).Issue("user-1", "sess-1", []string{"admin"}, []string{"pwd"})
+		raw, _, err := NewIssuer(ks, testIss, testAud, time.Hour, clock).Issue("user-1", "sess-1", time.Time{}, []string{"admin"}, []string{"pwd"})
 		if err != nil {
 			f.Fatal(err)
 		}

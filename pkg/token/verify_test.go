@@ -43,7 +43,8 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 				t.Errorf("TTL() = %v", iss.TTL())
 			}
 			roles := []string{"recruiter"}
-			raw, issued, err := iss.Issue("user-42", "sess-7", roles, []string{"pwd", "otp"})
+			authTime := t0.Add(-3 * time.Hour)
+			raw, issued, err := iss.Issue("user-42", "sess-7", authTime, roles, []string{"pwd", "otp"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,6 +64,9 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 			if p["iat"] != float64(t0.Unix()) || p["exp"] != float64(t0.Add(15*time.Minute).Unix()) {
 				t.Errorf("iat/exp = %v/%v, want %d/%d", p["iat"], p["exp"], t0.Unix(), t0.Add(15*time.Minute).Unix())
 			}
+			if p["auth_time"] != float64(authTime.Unix()) {
+				t.Errorf("auth_time = %v, want %d", p["auth_time"], authTime.Unix())
+			}
 			if _, err := uuid.Parse(p["jti"].(string)); err != nil {
 				t.Errorf("jti %v is not a UUID", p["jti"])
 			}
@@ -74,7 +78,8 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 			if got.Subject != "user-42" || got.SessionID != "sess-7" || got.ID != issued.ID ||
 				strings.Join(got.Roles, ",") != "recruiter" || strings.Join(got.AMR, ",") != "pwd,otp" ||
 				!got.ExpiresAt.Equal(issued.ExpiresAt.Time) || !got.IssuedAt.Equal(issued.IssuedAt.Time) ||
-				len(got.Audience) != 1 || got.Audience[0] != testAud {
+				len(got.Audience) != 1 || got.Audience[0] != testAud ||
+				got.AuthTime == nil || !got.AuthTime.Equal(authTime.Truncate(time.Second)) {
 				t.Errorf("verified claims %+v differ from issued %+v", got, issued)
 			}
 		})
@@ -89,7 +94,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, claims, err := NewIssuer(ks, testIss, testAud, time.Minute).Issue("u", "s", nil, nil)
+		raw, claims, err := NewIssuer(ks, testIss, testAud, time.Minute).Issue("u", "s", time.Time{}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,10 +115,10 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 		}
 		ks, _ := LoadKeySet(dir)
 		iss := NewIssuer(ks, testIss, testAud, time.Minute)
-		if _, _, err := iss.Issue("", "s", nil, nil); err == nil {
+		if _, _, err := iss.Issue("", "s", time.Time{}, nil, nil); err == nil {
 			t.Error("issued a token without sub")
 		}
-		if _, _, err := iss.Issue("u", "", nil, nil); err == nil {
+		if _, _, err := iss.Issue("u", "", time.Time{}, nil, nil); err == nil {
 			t.Error("issued a token without sid")
 		}
 	})

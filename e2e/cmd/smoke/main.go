@@ -15,9 +15,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +37,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talentforge/auth/pkg/natstest"
+
+	"github.com/talentforge/auth/e2e/internal/local"
 )
 
 const (
@@ -61,7 +60,7 @@ func main() {
 func say(format string, args ...any) { fmt.Printf("smoke: "+format+"\n", args...) }
 
 func run() int {
-	root, err := repoRoot()
+	root, err := local.RepoRoot()
 	if err != nil {
 		say("%v", err)
 		return 1
@@ -103,24 +102,6 @@ func run() int {
 // interrupted tells whether ctx ended by Ctrl-C or SIGTERM rather than by its timeout.
 func interrupted(ctx context.Context) bool {
 	return ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded)
-}
-
-// repoRoot is the folder holding go.work, from the working directory up.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run me inside the repository (no go.work above the working directory)")
-		}
-		dir = parent
-	}
 }
 
 // mailpitBinary builds Mailpit once (scripts/mailpit.sh) and returns its path.
@@ -168,32 +149,6 @@ type stack struct {
 	failed           bool
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func randomKey() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// freePorts reserves n distinct loopback ports and releases them for the processes.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // answers tells whether something listens on addr.
 func answers(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -227,7 +182,7 @@ func (s *stack) start(ctx context.Context, mailpit string) error {
 		natsURL = "nats://127.0.0.1:4222"
 	}
 	s.natsURL = natsURL
-	own, admin, err := databaseURLs("smoke_" + randomHex(5))
+	own, admin, err := databaseURLs("smoke_" + local.RandomHex(5))
 	if err != nil {
 		return err
 	}
@@ -244,14 +199,14 @@ func (s *stack) start(ctx context.Context, mailpit string) error {
 	if s.tmp, err = os.MkdirTemp("", "smoke-"); err != nil {
 		return err
 	}
-	ports, err := freePorts(5)
+	ports, err := local.FreePorts(5)
 	if err != nil {
 		return err
 	}
 	authPort, oauthPort, workerPort, smtpPort, mailPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s.authURL = fmt.Sprintf("http://127.0.0.1:%d", authPort)
 	s.mailURL = fmt.Sprintf("http://127.0.0.1:%d", mailPort)
-	s.ns = "smoke" + randomHex(5)
+	s.ns = "smoke" + local.RandomHex(5)
 	say("database %s, NATS namespace %s, files in %s", s.db, s.ns, s.tmp)
 
 	// The settings below win over the caller's (the last of a duplicate key is used),
@@ -268,8 +223,8 @@ func (s *stack) start(ctx context.Context, mailpit string) error {
 		"DATABASE_URL="+own,
 		"NATS_URL="+natsURL,
 		"NATS_NAMESPACE="+s.ns,
-		"EVENT_KEYS=smoke:"+randomKey(),
-		"MFA_ENCRYPTION_KEYS=smoke:"+randomKey(),
+		"EVENT_KEYS=smoke:"+local.RandomKey(),
+		"MFA_ENCRYPTION_KEYS=smoke:"+local.RandomKey(),
 		"JWT_KEYS_DIR="+filepath.Join(s.tmp, "keys"), // auth makes the key; oauth signs with it
 		"PUBLIC_URL="+s.authURL,
 		"APP_URL="+appURL,
@@ -492,7 +447,7 @@ type step struct {
 }
 
 func (s *stack) steps(ctx context.Context) int {
-	email := "smoke-" + randomHex(4) + "@example.com"
+	email := "smoke-" + local.RandomHex(4) + "@example.com"
 	var user struct {
 		ID string `json:"id"`
 	}

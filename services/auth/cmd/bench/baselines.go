@@ -70,7 +70,7 @@ func startBaselines(ctx context.Context, cfg *config.Config) (_ *baselines, err 
 	b.sessions = session.New(rdb)
 	b.userID = uuid.NewString()
 	sid := uuid.NewString()
-	if b.access, _, err = issuer.Issue(b.userID, sid, []string{"user"}, []string{"pwd"}); err != nil {
+	if b.access, _, err = issuer.Issue(b.userID, sid, time.Now(), []string{"user"}, []string{"pwd"}); err != nil {
 		return nil, err
 	}
 	sessKey := "bench:baseline:session:" + sid
@@ -131,7 +131,7 @@ func startBaselines(ctx context.Context, cfg *config.Config) (_ *baselines, err 
 		if err != nil {
 			return c.NoContent(http.StatusUnauthorized)
 		}
-		at, _, err := issuer.Issue(s.UserID, s.ID, []string{"user"}, s.AMR)
+		at, _, err := issuer.Issue(s.UserID, s.ID, s.CreatedAt, []string{"user"}, s.AMR)
 		if err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func (b *baselines) newRefreshTokens(ctx context.Context, n int) ([]string, erro
 		if i%50 == 0 { // a user holds at most 100 sessions
 			uid = uuid.NewString()
 		}
-		_, rt, err := b.sessions.Create(ctx, uid, "baseline@example.com", []string{"pwd"}, session.Meta{IP: "127.0.0.1"})
+		_, rt, err := b.sessions.Create(ctx, uid, "baseline@example.com", []string{"pwd"}, "", session.Meta{IP: "127.0.0.1"})
 		if err != nil {
 			return nil, err
 		}

@@ -115,7 +115,8 @@ func (s *Service) startMFA(ctx context.Context, u User, c Client) (TokenPair, er
 		return TokenPair{}, err
 	}
 	raw, tok := s.newToken(u.ID, "mfa", s.now().Add(MFATokenTTL))
-	if err := s.challenges.Create(ctx, tok.Hash, MFAChallenge{UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent}, MFATokenTTL); err != nil {
+	if err := s.challenges.Create(ctx, tok.Hash, MFAChallenge{UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
+		Stamp: u.CredentialStamp}, MFATokenTTL); err != nil {
 		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return TokenPair{MFARequired: true, MFAToken: raw, User: u}, nil
@@ -172,7 +173,8 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 	} else if !taken {
 		return TokenPair{}, ErrInvalidMFACode
 	}
-	if u.DisabledAt != nil || !u.MFAEnabled {
+	// A password changed since the first step: that step proved the old one.
+	if u.DisabledAt != nil || !u.MFAEnabled || (ch.Stamp != "" && ch.Stamp != u.CredentialStamp) {
 		return TokenPair{}, ErrInvalidMFACode
 	}
 	if err := s.limits.LoginSucceeded(ctx, u.Email, c.IP); err != nil {
@@ -188,8 +190,9 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 	return pair, nil
 }
 
-// EnrolTOTP creates (or replaces) the caller's pending TOTP secret.
-func (s *Service) EnrolTOTP(ctx context.Context, p Principal) (TOTPEnrolment, error) {
+// EnrolTOTP creates (or replaces) the caller's pending TOTP secret. Like every
+// credential change it needs a recent sign-in or the current password (reauth).
+func (s *Service) EnrolTOTP(ctx context.Context, p Principal, currentPassword string) (TOTPEnrolment, error) {
 	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
 		return TOTPEnrolment{}, err
 	}
@@ -205,6 +208,9 @@ func (s *Service) EnrolTOTP(ctx context.Context, p Principal) (TOTPEnrolment, er
 	}
 	if u.MFAEnabled {
 		return TOTPEnrolment{}, ErrMFAAlreadyEnabled
+	}
+	if err := s.reauth(ctx, p, u, currentPassword); err != nil {
+		return TOTPEnrolment{}, err
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: totpIssuer, AccountName: u.Email, Period: totpPeriod,
 		SecretSize: 20, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
@@ -225,8 +231,9 @@ func (s *Service) EnrolTOTP(ctx context.Context, p Principal) (TOTPEnrolment, er
 }
 
 // ConfirmTOTP turns MFA on with a code of the pending secret and hands out the
-// recovery codes, shown this once and stored hashed.
-func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]string, error) {
+// recovery codes, shown this once and stored hashed. The factor is added here, so
+// the re-authentication rule of EnrolTOTP holds here too.
+func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code, currentPassword string) ([]string, error) {
 	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
 		return nil, err
 	}
@@ -242,6 +249,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]
 	}
 	if u.MFAEnabled {
 		return nil, ErrMFAAlreadyEnabled
+	}
+	if err := s.reauth(ctx, p, u, currentPassword); err != nil {
+		return nil, err
 	}
 	sec, err := s.mfa.TOTP(ctx, u.ID)
 	if errors.Is(err, ErrNotFound) {
@@ -272,10 +282,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]
 	return codes, nil
 }
 
-// DisableTOTP turns MFA off with a current TOTP or a recovery code. Each code counts
-// in the account's login throttle as at /v1/auth/login/mfa: while it waits even a
-// right code gets login's 429 too_many_attempts, and a right code resets it.
-func (s *Service) DisableTOTP(ctx context.Context, p Principal, code string) error {
+// DisableTOTP turns MFA off with a current TOTP or a recovery code, after the
+// re-authentication of every credential change. Each code counts in the account's
+// login throttle as at /v1/auth/login/mfa: while it waits even a right code gets
+// login's 429 too_many_attempts, and a right code resets it.
+func (s *Service) DisableTOTP(ctx context.Context, p Principal, code, currentPassword string) error {
 	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
 		return err
 	}
@@ -291,6 +302,9 @@ func (s *Service) DisableTOTP(ctx context.Context, p Principal, code string) err
 	}
 	if !u.MFAEnabled {
 		return ErrMFANotEnabled
+	}
+	if err := s.reauth(ctx, p, u, currentPassword); err != nil {
+		return err
 	}
 	ip, err := s.credentialAttempt(ctx, p, u)
 	if err != nil {

@@ -22,6 +22,9 @@ type User struct {
 	// Permissions is the union of the roles' permissions; admin holds every one.
 	Permissions []string
 	CreatedAt   time.Time
+	// CredentialStamp is session.CredentialStamp of the password's last change:
+	// a session stamped otherwise was opened with a password since replaced.
+	CredentialStamp string
 }
 
 // HasRole reports whether the user holds role.
@@ -52,6 +55,18 @@ type OneTimeToken struct {
 	ExpiresAt time.Time
 }
 
+// Proof is what proving an address (a verification or reset link used) changed.
+type Proof struct {
+	// WasUnverified: the address was unproven until now.
+	WasUnverified bool
+	// Unlinked are the providers whose identities were linked while the address was
+	// unproven, unlinked now.
+	Unlinked []string
+	// Linked is the provider whose identity the verification link was sent for, now
+	// linked ("" when none).
+	Linked string
+}
+
 // Event is written to the outbox in the same transaction as the change that causes it.
 type Event struct {
 	Subject string
@@ -65,12 +80,16 @@ const (
 	SubjectPasswordResetRequest  = "auth.email.password_reset_requested"
 	SubjectPasswordChanged       = "auth.user.password_changed"
 	SubjectEmailVerified         = "auth.user.email_verified"
-	SubjectRegistered            = "auth.user.registered"
-	SubjectLoginSucceeded        = "auth.user.login_succeeded"
-	SubjectLoginFailed           = "auth.user.login_failed"
-	SubjectRefreshReused         = "auth.session.refresh_reused"
-	SubjectLoggedOut             = "auth.session.logged_out"
-	SubjectLoggedOutAll          = "auth.session.logged_out_all"
+	// The oauth service's identity events, written here when proving an address
+	// unlinks or links an identity.
+	SubjectIdentityLinked   = "auth.oauth.identity_linked"
+	SubjectIdentityUnlinked = "auth.oauth.identity_unlinked"
+	SubjectRegistered       = "auth.user.registered"
+	SubjectLoginSucceeded   = "auth.user.login_succeeded"
+	SubjectLoginFailed      = "auth.user.login_failed"
+	SubjectRefreshReused    = "auth.session.refresh_reused"
+	SubjectLoggedOut        = "auth.session.logged_out"
+	SubjectLoggedOutAll     = "auth.session.logged_out_all"
 )
 
 // Errors the HTTP layer maps to codes. They say nothing that would help enumeration.
@@ -90,6 +109,9 @@ var (
 	ErrInvalidRequest      = errors.New("invalid request")
 	ErrUnavailable         = errors.New("dependency unavailable")
 	ErrBusy                = errors.New("too busy")
+	// ErrReauthRequired: a credential change with a session that authenticated longer
+	// ago than REAUTH_MAX_AGE and no current password in the request.
+	ErrReauthRequired = errors.New("reauthentication required")
 )
 
 // WeakPasswordError says why a password was refused.

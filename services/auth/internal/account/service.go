@@ -32,20 +32,20 @@ type Users interface {
 	CreateUser(ctx context.Context, u User, tok *OneTimeToken, events []Event) error
 	UserByEmail(ctx context.Context, email string) (User, error)
 	UserByID(ctx context.Context, id string) (User, error)
-	// IssueToken retires the user's unused tokens of the same purpose, stores tok and
-	// writes ev, in one transaction.
-	IssueToken(ctx context.Context, tok OneTimeToken, ev Event) error
 	Enqueue(ctx context.Context, events ...Event) error
 	// TokenUser returns the owner of a live token without using it.
 	TokenUser(ctx context.Context, hash []byte, purpose Purpose) (User, error)
-	// VerifyEmail uses a verification token, marks the address verified, grants roles
-	// and writes the events, in one transaction.
-	VerifyEmail(ctx context.Context, hash []byte, grant []string, events func(User) []Event) (User, error)
-	// ResetPassword uses a reset token and sets the password; beforeCommit runs inside
-	// the transaction so a failure there leaves the old password in place.
-	ResetPassword(ctx context.Context, hash []byte, passwordHash string, events func(User) []Event, beforeCommit func(context.Context, User) error) (User, error)
-	// SetPassword replaces a password, with the same beforeCommit contract.
-	SetPassword(ctx context.Context, userID, passwordHash string, events []Event, beforeCommit func(context.Context) error) error
+	// VerifyEmail uses a verification token, proves the address (see Proof), grants
+	// roles and writes the events, in one transaction; beforeCommit runs inside it.
+	VerifyEmail(ctx context.Context, hash []byte, grant []string, events func(User, Proof) []Event,
+		beforeCommit func(context.Context, User, Proof) error) (User, error)
+	// ResetPassword uses a reset token, proves the address and sets the password;
+	// beforeCommit runs inside the transaction so a failure there leaves the old
+	// password in place.
+	ResetPassword(ctx context.Context, hash []byte, passwordHash string, events func(User, Proof) []Event, beforeCommit func(context.Context, User) error) (User, error)
+	// SetPassword replaces a password, with the same beforeCommit contract, and
+	// returns the account's new CredentialStamp.
+	SetPassword(ctx context.Context, userID, passwordHash string, events []Event, beforeCommit func(context.Context) error) (string, error)
 	// UpgradePasswordHash replaces oldHash by newHash only if it is still current.
 	UpgradePasswordHash(ctx context.Context, userID, oldHash, newHash string) error
 	UpdateName(ctx context.Context, userID, name string) (User, error)
@@ -67,7 +67,8 @@ type Profiles interface {
 
 // Sessions is the Redis session store shared with the oauth service.
 type Sessions interface {
-	Create(ctx context.Context, userID, email string, amr []string, m session.Meta) (session.Session, string, error)
+	Create(ctx context.Context, userID, email string, amr []string, stamp string, m session.Meta) (session.Session, string, error)
+	SetStamp(ctx context.Context, userID, sessionID, stamp string) error
 	Refresh(ctx context.Context, refreshToken string, m session.Meta) (session.Session, string, error)
 	Get(ctx context.Context, userID, sessionID string) (session.Session, error)
 	Revoke(ctx context.Context, userID, sessionID string) error
@@ -92,7 +93,7 @@ const (
 	LimitRefresh     = "refresh"
 	LimitEmailVerify = "email_verify"
 	LimitMFA         = "mfa"
-	LimitEmails      = "emails_per_address"
+	LimitEmails      = ratelimit.PurposeEmails
 	// LimitVerifyInvalid is ForwardAuth's budget for its 401s, apart from the global one
 	// so a stranger guessing tokens drains only their own (RATE_LIMIT_GLOBAL's value).
 	LimitVerifyInvalid = "verify_invalid"
@@ -107,7 +108,7 @@ type Hasher interface {
 
 // Tokens mints and checks access tokens.
 type Tokens interface {
-	Issue(userID, sessionID string, roles, amr []string) (string, token.AccessClaims, error)
+	Issue(userID, sessionID string, authTime time.Time, roles, amr []string) (string, token.AccessClaims, error)
 	Verify(raw string) (*token.AccessClaims, error)
 	TTL() time.Duration
 }
@@ -126,6 +127,9 @@ type Config struct {
 	Policy                    password.Policy
 	VerificationTTL           time.Duration // 24h
 	ResetTTL                  time.Duration // 1h
+	// ReauthMaxAge (REAUTH_MAX_AGE, 5m): how long after signing in a session may
+	// change credentials without the current password in the request.
+	ReauthMaxAge time.Duration
 }
 
 // Service implements the use cases.
@@ -142,6 +146,10 @@ type Service struct {
 	// mfa and challenges are the TOTP store and the pending MFA logins (WithMFA).
 	mfa        MFAStore
 	challenges MFAChallenges
+	// requests queues forgot-password and resend requests; wake hands each new one to
+	// this replica's processor (WithEmailRequests).
+	requests EmailRequests
+	wake     func(id string)
 }
 
 // Option configures a Service.
@@ -161,6 +169,9 @@ func NewService(users Users, profiles Profiles, sessions Sessions, limits Limits
 	}
 	if cfg.ResetTTL == 0 {
 		cfg.ResetTTL = time.Hour
+	}
+	if cfg.ReauthMaxAge <= 0 {
+		cfg.ReauthMaxAge = 5 * time.Minute
 	}
 	s := &Service{users: users, profiles: profiles, sessions: sessions, limits: limits, hasher: hasher, tokens: tokens, cfg: cfg, now: time.Now, log: zap.NewNop()}
 	for _, o := range opts {
@@ -192,6 +203,9 @@ type Principal struct {
 	UserID    string
 	SessionID string
 	AMR       []string
+	// AuthTime is when the session's user authenticated (the session's, not the
+	// token's claim): the reference of REAUTH_MAX_AGE.
+	AuthTime time.Time
 }
 
 // HasRole reports whether the principal holds role.
@@ -303,8 +317,16 @@ func (s *Service) VerifyEmail(ctx context.Context, raw string, c Client) (User, 
 	if !ok {
 		return User{}, ErrInvalidToken
 	}
-	u, err := s.users.VerifyEmail(ctx, hash, nil, func(u User) []Event {
-		return []Event{{Subject: SubjectEmailVerified, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}}
+	u, err := s.users.VerifyEmail(ctx, hash, nil, func(u User, p Proof) []Event {
+		return append([]Event{{Subject: SubjectEmailVerified, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}},
+			proofEvents(u, p)...)
+	}, func(ctx context.Context, u User, p Proof) error {
+		// The stamp moved too (proveAddress); this clears the sessions from Redis.
+		if p.WasUnverified || len(p.Unlinked) > 0 {
+			_, err := s.sessions.RevokeAll(ctx, u.ID, "")
+			return err
+		}
+		return nil
 	})
 	if errors.Is(err, ErrNotFound) {
 		return User{}, ErrInvalidToken
@@ -328,59 +350,19 @@ func (s *Service) grantConfiguredAdmin(ctx context.Context, u User) (User, error
 	return u, nil
 }
 
-// ResendVerification mails a new verification link to an unverified account; it
-// answers nothing either way.
+// ResendVerification accepts a request for a new verification link and answers nothing
+// either way: the same work for every address (requestEmail); ProcessEmailRequest mails
+// the link afterwards when the address has an unverified account.
 func (s *Service) ResendVerification(ctx context.Context, rawEmail string, c Client) error {
-	if err := s.allow(ctx, LimitResend, c.IP, "rate_limited"); err != nil {
-		return err
-	}
-	email, err := emailaddr.Normalize(rawEmail)
-	if err != nil {
-		return nil
-	}
-	u, err := s.users.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load user: %w", err)
-	}
-	if u.Verified() || u.DisabledAt != nil {
-		return nil
-	}
-	if send, err := s.spendEmail(ctx, budgetLinks, email); err != nil || !send {
-		return err // a spent budget: the usual answer, no email
-	}
-	raw, tok := s.newToken(u.ID, PurposeEmailVerification, s.now().Add(s.cfg.VerificationTTL))
-	return s.users.IssueToken(ctx, tok, Event{Subject: SubjectVerificationRequested, Payload: emailPayload(u, raw, tok.ExpiresAt)})
+	return s.requestEmail(ctx, LimitResend, EmailResend, rawEmail, c)
 }
 
-// ForgotPassword mails a reset link when the address has an account; it answers
-// nothing either way. The link is built by the worker from APP_URL, never from the
-// request's Host.
+// ForgotPassword accepts a request for a reset link and answers nothing either way: the
+// same work for every address (requestEmail); ProcessEmailRequest mails the link
+// afterwards when the address has an account. The link is built by the worker from
+// APP_URL, never from the request's Host.
 func (s *Service) ForgotPassword(ctx context.Context, rawEmail string, c Client) error {
-	if err := s.allow(ctx, LimitForgot, c.IP, "rate_limited"); err != nil {
-		return err
-	}
-	email, err := emailaddr.Normalize(rawEmail)
-	if err != nil {
-		return nil
-	}
-	u, err := s.users.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load user: %w", err)
-	}
-	if u.DisabledAt != nil {
-		return nil
-	}
-	if send, err := s.spendEmail(ctx, budgetLinks, email); err != nil || !send {
-		return err // a spent budget: the usual answer, no email
-	}
-	raw, tok := s.newToken(u.ID, PurposePasswordReset, s.now().Add(s.cfg.ResetTTL))
-	return s.users.IssueToken(ctx, tok, Event{Subject: SubjectPasswordResetRequest, Payload: emailPayload(u, raw, tok.ExpiresAt)})
+	return s.requestEmail(ctx, LimitForgot, EmailForgot, rawEmail, c)
 }
 
 // ResetPassword sets a new password with a reset token and ends every session of the
@@ -405,7 +387,9 @@ func (s *Service) ResetPassword(ctx context.Context, raw, pw string) error {
 		return s.hashError(err)
 	}
 	_, err = s.users.ResetPassword(ctx, hash, pwHash,
-		func(u User) []Event { return []Event{passwordChanged(u, "reset")} },
+		func(u User, p Proof) []Event {
+			return append([]Event{passwordChanged(u, "reset")}, proofEvents(u, p)...)
+		},
 		func(ctx context.Context, u User) error {
 			_, err := s.sessions.RevokeAll(ctx, u.ID, "")
 			return err
@@ -508,7 +492,7 @@ func (s *Service) upgradeHash(ctx context.Context, u User, pw string) {
 // OpenSession issues a token pair for an authenticated user (the oauth service and
 // MFA use it through the same session store).
 func (s *Service) openSession(ctx context.Context, u User, amr []string, c Client) (TokenPair, error) {
-	sess, rt, err := s.sessions.Create(ctx, u.ID, u.Email, amr, c)
+	sess, rt, err := s.sessions.Create(ctx, u.ID, u.Email, amr, u.CredentialStamp, c)
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("create session: %w", err)
 	}
@@ -516,7 +500,7 @@ func (s *Service) openSession(ctx context.Context, u User, amr []string, c Clien
 }
 
 func (s *Service) pair(u User, sess session.Session, rt string) (TokenPair, error) {
-	at, _, err := s.tokens.Issue(u.ID, sess.ID, u.Roles, sess.AMR)
+	at, _, err := s.tokens.Issue(u.ID, sess.ID, sess.CreatedAt, u.Roles, sess.AMR)
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("issue access token: %w", err)
 	}
@@ -545,7 +529,8 @@ func (s *Service) Refresh(ctx context.Context, rt string, c Client) (TokenPair, 
 	default:
 		return TokenPair{}, fmt.Errorf("refresh session: %w", err)
 	}
-	if errors.Is(err, ErrNotFound) || (err == nil && u.DisabledAt != nil) {
+	// A session opened with a password since replaced ends like one of a disabled user.
+	if errors.Is(err, ErrNotFound) || (err == nil && (u.DisabledAt != nil || !sess.Stamped(u.CredentialStamp))) {
 		_ = s.sessions.Revoke(ctx, sess.UserID, sess.ID)
 		return TokenPair{}, ErrInvalidRefreshToken
 	}
@@ -563,7 +548,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 	if err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	_, u, err := s.profiles.SessionUser(ctx, claims.Subject, claims.SessionID)
+	sess, u, err := s.profiles.SessionUser(ctx, claims.Subject, claims.SessionID)
 	switch {
 	case errors.Is(err, session.ErrNotFound), errors.Is(err, ErrNotFound):
 		return Principal{}, ErrUnauthenticated
@@ -571,8 +556,13 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 		return Principal{}, fmt.Errorf("load session: %w", err)
 	case u.DisabledAt != nil:
 		return Principal{}, ErrUnauthenticated
+	case !sess.Stamped(u.CredentialStamp):
+		// Opened with a password that has changed since (a login that raced a reset
+		// or a change and came in after their RevokeAll): over, whatever the order.
+		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{User: u, UserID: claims.Subject, SessionID: claims.SessionID, AMR: claims.AMR}, nil
+	return Principal{User: u, UserID: claims.Subject, SessionID: claims.SessionID, AMR: claims.AMR,
+		AuthTime: sess.CreatedAt}, nil
 }
 
 // Logout ends the caller's session, and the session of refreshToken when it is
@@ -634,6 +624,47 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return fmt.Errorf("load user: %w", err)
 	}
+	if err := s.checkCurrentPassword(ctx, p, u, current); err != nil {
+		return err
+	}
+	if err := s.checkPolicy(ctx, next, u.Email); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return s.hashError(err)
+	}
+	stamp, err := s.users.SetPassword(ctx, u.ID, hash, []Event{passwordChanged(u, "change")}, func(ctx context.Context) error {
+		_, err := s.sessions.RevokeAll(ctx, u.ID, p.SessionID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	// The other sessions carry the old stamp and are over; this one goes on.
+	if err := s.sessions.SetStamp(ctx, u.ID, p.SessionID, stamp); err != nil && !errors.Is(err, session.ErrNotFound) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// reauth lets a credential change through when the caller's session authenticated
+// within REAUTH_MAX_AGE, or when the request carries the right current password; a
+// stolen access token alone, older than that, changes nothing. [ASVS 6.2.3, 7.5.1]
+func (s *Service) reauth(ctx context.Context, p Principal, u User, currentPassword string) error {
+	if currentPassword != "" {
+		return s.checkCurrentPassword(ctx, p, u, currentPassword)
+	}
+	if !p.AuthTime.IsZero() && s.now().Sub(p.AuthTime) <= s.cfg.ReauthMaxAge {
+		return nil
+	}
+	return ErrReauthRequired
+}
+
+// checkCurrentPassword checks a current password sent with an access token: a guess
+// like a password at login (credentialAttempt), reset by a right one as a login does;
+// with MFA on, as at login, only a second factor resets it.
+func (s *Service) checkCurrentPassword(ctx context.Context, p Principal, u User, current string) error {
 	if u.PasswordHash == "" || s.cfg.Policy.TooLong(current) {
 		return ErrInvalidCredentials // nothing can match, nothing to learn
 	}
@@ -652,20 +683,6 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		if err := s.limits.LoginSucceeded(ctx, u.Email, ip); err != nil {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-	}
-	if err := s.checkPolicy(ctx, next, u.Email); err != nil {
-		return err
-	}
-	hash, err := s.hasher.Hash(ctx, next)
-	if err != nil {
-		return s.hashError(err)
-	}
-	err = s.users.SetPassword(ctx, u.ID, hash, []Event{passwordChanged(u, "change")}, func(ctx context.Context) error {
-		_, err := s.sessions.RevokeAll(ctx, u.ID, p.SessionID)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("set password: %w", err)
 	}
 	return nil
 }
@@ -779,10 +796,11 @@ const (
 // request is valid and an email is about to be written to the outbox, so requests
 // that send nothing (refused, unknown address, nothing to send) never spend; false
 // means the budget is spent and the caller sends nothing, answering as usual (an
-// unknown address, which never spends, answers the same). Redis errors fail closed.
+// unknown address, which never spends, answers the same). For forgot-password and
+// resend it runs in ProcessEmailRequest, after the answer, so it costs the answer of a
+// known address nothing either. Redis errors fail closed.
 func (s *Service) spendEmail(ctx context.Context, bucket, email string) (bool, error) {
-	sum := sha256.Sum256([]byte(email))
-	d, err := s.limits.Allow(ctx, LimitEmails, bucket+hex.EncodeToString(sum[:16]))
+	d, err := s.limits.Allow(ctx, LimitEmails, ratelimit.AddressKey(bucket, email))
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -842,6 +860,21 @@ func hashToken(raw string) ([]byte, bool) {
 
 func emailPayload(u User, raw string, expires time.Time) map[string]any {
 	return map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name, "token": raw, "expires_at": expires}
+}
+
+// proofEvents are the audit events of the identities proving an address unlinked and
+// linked (the oauth service's subjects).
+func proofEvents(u User, p Proof) []Event {
+	var evs []Event
+	for _, provider := range p.Unlinked {
+		evs = append(evs, Event{Subject: SubjectIdentityUnlinked, Payload: map[string]any{"user_id": u.ID,
+			"provider": provider, "how": "address_proven"}})
+	}
+	if p.Linked != "" {
+		evs = append(evs, Event{Subject: SubjectIdentityLinked, Payload: map[string]any{"user_id": u.ID,
+			"provider": p.Linked, "how": "address_proven"}})
+	}
+	return evs
 }
 
 func passwordChanged(u User, how string) Event {

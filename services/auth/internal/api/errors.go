@@ -24,6 +24,10 @@ var errorTable = []struct {
 	{account.ErrRefreshTokenReused, httpx.NewError(http.StatusUnauthorized, "refresh_token_reused", "The refresh token was already used; the session has been ended.")},
 	{account.ErrInvalidToken, httpx.NewError(http.StatusBadRequest, "invalid_token", "The token is invalid, used or expired.")},
 	{account.ErrUnauthenticated, httpx.ErrUnauthorized},
+	// RFC 9470's step-up challenge: sign in again, or send current_password.
+	{account.ErrReauthRequired, &httpx.Error{Status: http.StatusUnauthorized, Code: "reauth_required",
+		Message: "Sign in again, or send current_password, to change credentials.",
+		Header:  http.Header{"WWW-Authenticate": {`Bearer error="insufficient_user_authentication", error_description="sign in again or send current_password"`}}}},
 	{account.ErrForbidden, httpx.NewError(http.StatusForbidden, "forbidden", "You are not allowed to do this.")},
 	{account.ErrNotFound, httpx.ErrNotFound},
 	{account.ErrInvalidName, httpx.NewError(http.StatusBadRequest, "invalid_name", "The name must be at most 200 characters without control characters.")},

@@ -51,11 +51,18 @@ type totpEnrolmentView struct {
 	QRPNGBase64 string `json:"qr_png_base64,omitempty"`
 }
 
+// reauthRequest is the optional re-authentication of a credential change: without
+// it the session must have signed in within REAUTH_MAX_AGE.
+type reauthRequest struct {
+	CurrentPassword string `json:"current_password"`
+}
+
 func (h *Handler) enrolTOTP(c echo.Context) error {
-	if err := httpx.BindJSON(c, &struct{}{}); err != nil {
+	var req reauthRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
 		return err
 	}
-	en, err := h.svc.EnrolTOTP(c.Request().Context(), principal(c))
+	en, err := h.svc.EnrolTOTP(c.Request().Context(), principal(c), req.CurrentPassword)
 	if err != nil {
 		return err
 	}
@@ -65,6 +72,7 @@ func (h *Handler) enrolTOTP(c echo.Context) error {
 
 type codeRequest struct {
 	Code string `json:"code"`
+	reauthRequest
 }
 
 func (h *Handler) confirmTOTP(c echo.Context) error {
@@ -75,7 +83,7 @@ func (h *Handler) confirmTOTP(c echo.Context) error {
 	if req.Code == "" {
 		return account.ErrInvalidRequest
 	}
-	codes, err := h.svc.ConfirmTOTP(c.Request().Context(), principal(c), req.Code)
+	codes, err := h.svc.ConfirmTOTP(c.Request().Context(), principal(c), req.Code, req.CurrentPassword)
 	if err != nil {
 		return err
 	}
@@ -91,7 +99,7 @@ func (h *Handler) disableTOTP(c echo.Context) error {
 	if req.Code == "" {
 		return account.ErrInvalidRequest
 	}
-	if err := h.svc.DisableTOTP(c.Request().Context(), principal(c), req.Code); err != nil {
+	if err := h.svc.DisableTOTP(c.Request().Context(), principal(c), req.Code, req.CurrentPassword); err != nil {
 		return err
 	}
 	return noContent(c)

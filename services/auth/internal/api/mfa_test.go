@@ -166,20 +166,10 @@ func mfaFinish(e *apitest.Env, token, code string) *apitest.Response {
 
 func mfaAMR(t *testing.T, at string) []string {
 	t.Helper()
-	parts := strings.Split(at, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", at)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var claims struct {
 		AMR []string `json:"amr"`
 	}
-	if err := json.Unmarshal(b, &claims); err != nil {
-		t.Fatal(err)
-	}
+	jwtClaims(t, at, &claims)
 	return claims.AMR
 }
 

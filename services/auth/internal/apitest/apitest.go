@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -55,13 +56,30 @@ type Env struct {
 	Cfg *config.Config
 	// Client does not follow redirects and has a short timeout: a hang is a failure.
 	Client *http.Client
+	// emails: the email request processor runs (Start).
+	emails bool
 }
 
 // Start runs the service with test settings, overridden by env (names as in API.md).
-// EVENT_KEYS and MFA_ENCRYPTION_KEYS are random keys of the service's own. The outbox
-// relay is built but does not run, so the events the service wrote stay in the outbox
-// for the test to read (OutboxPayload, OutboxToken); RunRelay starts it.
+// EVENT_KEYS and MFA_ENCRYPTION_KEYS are random keys of the service's own (the event
+// key's id too, so WaitEmailRequests knows this service's requests). The outbox relay
+// is built but does not run, so the events the service wrote stay in the outbox for the
+// test to read (OutboxPayload, OutboxToken); RunRelay starts it. The email request
+// processor runs, as in production.
 func Start(t testing.TB, env map[string]string) *Env {
+	t.Helper()
+	return start(t, env, true)
+}
+
+// StartWithoutEmailProcessor is Start with the email request processor not running: the
+// forgot-password and resend requests it accepts stay in email_requests, as those of a
+// replica that stopped right after answering.
+func StartWithoutEmailProcessor(t testing.TB, env map[string]string) *Env {
+	t.Helper()
+	return start(t, env, false)
+}
+
+func start(t testing.TB, env map[string]string, emails bool) *Env {
 	t.Helper()
 	vars := map[string]string{
 		"DATABASE_URL":                Database(t),
@@ -75,7 +93,7 @@ func Start(t testing.TB, env map[string]string) *Env {
 		// Every test binary shares 127.0.0.1 and one Redis: limits are off unless a
 		// test turns them on (and then it sends its own X-Forwarded-For).
 		"RATE_LIMIT_ENABLED":  "false",
-		"EVENT_KEYS":          "test:" + randomKey(),
+		"EVENT_KEYS":          "test-" + randomHex(6) + ":" + randomKey(),
 		"MFA_ENCRYPTION_KEYS": "test:" + randomKey(),
 	}
 	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
@@ -96,7 +114,11 @@ func Start(t testing.TB, env map[string]string) *Env {
 		t.Fatalf("config: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, zap.NewNop(), app.WithoutRelay())
+	opts := []app.Option{app.WithoutRelay()}
+	if !emails {
+		opts = append(opts, app.WithoutEmailProcessor())
+	}
+	a, err := app.New(ctx, cfg, zap.NewNop(), opts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("start auth: %v", err)
@@ -126,7 +148,7 @@ func Start(t testing.TB, env map[string]string) *Env {
 		_ = a.Close()
 	})
 	return &Env{
-		T: t, URL: "http://" + ln.Addr().String(), App: a, Cfg: cfg,
+		T: t, URL: "http://" + ln.Addr().String(), App: a, Cfg: cfg, emails: emails,
 		Client: &http.Client{
 			Timeout:       30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -146,6 +168,12 @@ func randomKey() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Response is a read answer.
@@ -214,7 +242,40 @@ func (e *Env) Request(method, path string, body any, header http.Header) *Respon
 	if err != nil {
 		e.T.Fatalf("%s %s: read body: %v", method, path, err)
 	}
+	// Forgot-password and resend answer before their email is decided; a test reads
+	// the outcome (an outbox event, or none) as the old synchronous answer left it.
+	if res.StatusCode == http.StatusAccepted && e.emails &&
+		(strings.HasSuffix(path, "/auth/password/forgot") || strings.HasSuffix(path, "/auth/email/resend")) {
+		e.WaitEmailRequests()
+	}
 	return &Response{Status: res.StatusCode, Header: res.Header, Body: out}
+}
+
+// WaitEmailRequests waits, up to 30 s, until the service's processor has handled every
+// forgot-password and resend request the service accepted (those whose address is
+// sealed under its event key): their email, if any, is in the outbox. Request calls it
+// after each 202 of those routes.
+func (e *Env) WaitEmailRequests() {
+	e.T.Helper()
+	probe, err := e.App.EventKeys.Seal(nil, "probe")
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := e.App.DB.NewSelect().Table("email_requests").Where("email_sealed->>'kid' = ?", probe.KID).
+			Count(context.Background())
+		if err != nil {
+			e.T.Fatalf("count email requests: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.T.Fatalf("%d email requests still waiting after 30 s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Do sends a JSON request with an optional bearer token.

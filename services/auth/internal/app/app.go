@@ -32,6 +32,7 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/api"
+	"github.com/talentforge/auth/services/auth/internal/emailqueue"
 	"github.com/talentforge/auth/services/auth/internal/store"
 )
 
@@ -72,7 +73,11 @@ type App struct {
 	MFA *store.MFA
 	// Relay publishes the outbox to JetStream; New runs it until ctx ends, unless
 	// WithoutRelay.
-	Relay   *events.Relay
+	Relay *events.Relay
+	// Emails processes the forgot-password and resend requests the service accepted;
+	// New runs it until Close (not ctx: the requests answered while the server drains
+	// are processed too), unless WithoutEmailProcessor.
+	Emails  *emailqueue.Processor
 	closers []func() error
 }
 
@@ -80,13 +85,19 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	noRelay bool
+	noRelay  bool
+	noEmails bool
 }
 
 // WithoutRelay builds App.Relay without running it, so the outbox keeps what the
 // service wrote (the integration tests read events there; a test that needs the relay
 // runs it).
 func WithoutRelay() Option { return func(o *options) { o.noRelay = true } }
+
+// WithoutEmailProcessor builds App.Emails without running it: the forgot-password and
+// resend requests the service accepts stay in email_requests, as those of a replica that
+// stopped right after answering, for another replica to take over (tests).
+func WithoutEmailProcessor() Option { return func(o *options) { o.noEmails = true } }
 
 // tokens joins the issuer and verifier that the use cases see as one.
 type tokens struct {
@@ -186,6 +197,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		account.LimitEmailVerify: rl.EmailVerify, account.LimitMFA: rl.MFA, account.LimitEmails: rl.EmailsPerAddress,
 		account.LimitVerifyInvalid: rl.Global,
 	}, cfg.LoginThrottle, cfg.RateLimitEnabled)
+	// Forgot-password and resend answer once the request is stored; this processor
+	// sends what it asks for (every replica runs one; see emailqueue).
+	a.Emails = emailqueue.New(log, emailqueue.WithMetrics(reg))
 	svc := account.NewService(
 		users, cache, sessions, guard,
 		// A full queue sheds logins after PASSWORD_HASH_QUEUE_TIMEOUT (503 overloaded)
@@ -203,11 +217,17 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 			AdminEmails:               cfg.AdminEmails,
 			Policy: password.Policy{MinLength: cfg.PasswordMinLength, MaxLength: cfg.PasswordMaxLength,
 				MinStrength: cfg.PasswordMinStrength},
-			Breaches: breaches,
+			Breaches:     breaches,
+			ReauthMaxAge: cfg.ReauthMaxAge,
 		},
 		account.WithLogger(log),
 		account.WithMFA(a.MFA, store.NewMFAChallenges(a.Redis)),
+		account.WithEmailRequests(store.NewEmailRequests(users), a.Emails.Wake),
 	)
+	if !o.noEmails {
+		// Stopped by Close, before PostgreSQL and Redis (closers run newest first).
+		a.closers = append(a.closers, a.Emails.Start(context.WithoutCancel(ctx), svc))
+	}
 
 	a.Server = httpx.New(log, reg,
 		httpx.WithTrustedProxies(cfg.TrustedProxies),

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 )
@@ -59,7 +59,7 @@ func (s *Admin) SetRoles(ctx context.Context, userID string, roles []string, ev 
 		return account.User{}, account.ErrNotFound
 	}
 	var u account.User
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		var known []string
 		if err := tx.NewRaw("SELECT name FROM roles WHERE name IN (?)", bun.List(roles)).Scan(ctx, &known); err != nil {
 			return fmt.Errorf("look up roles: %w", err)
@@ -88,7 +88,7 @@ func (s *Admin) SetRoles(ctx context.Context, userID string, roles []string, ev 
 		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
-		return s.invalidate(ctx, uid)
+		return invalidate(ctx, w, uid)
 	})
 	return u, err
 }
@@ -99,7 +99,7 @@ func (s *Admin) SetDisabled(ctx context.Context, userID string, disabled bool, e
 	if err != nil {
 		return account.ErrNotFound
 	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		expr := "disabled_at = NULL"
 		if disabled {
 			expr = "disabled_at = COALESCE(disabled_at, now())"
@@ -114,7 +114,7 @@ func (s *Admin) SetDisabled(ctx context.Context, userID string, disabled bool, e
 		if err := s.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
-		if err := s.invalidate(ctx, uid); err != nil {
+		if err := invalidate(ctx, w, uid); err != nil {
 			return err
 		}
 		return beforeCommit(ctx)
@@ -169,9 +169,9 @@ func (s *Admin) CreateRole(ctx context.Context, r admin.Role, ev account.Event) 
 }
 
 // DeleteRole removes a role; the foreign keys take it from every user and the cache
-// entries of those users are invalidated before the commit.
+// entries of those users are invalidated before the commit and after it.
 func (s *Admin) DeleteRole(ctx context.Context, name string, ev account.Event) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		var holders []uuid.UUID
 		if err := tx.NewRaw("SELECT user_id FROM user_roles WHERE role = ? FOR UPDATE", name).Scan(ctx, &holders); err != nil &&
 			!errors.Is(err, sql.ErrNoRows) {
@@ -187,11 +187,6 @@ func (s *Admin) DeleteRole(ctx context.Context, name string, ev account.Event) e
 		if err := s.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
-		for chunk := range slices.Chunk(holders, 1000) {
-			if err := s.invalidate(ctx, chunk...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return invalidate(ctx, w, holders...)
 	})
 }

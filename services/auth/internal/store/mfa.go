@@ -14,6 +14,7 @@ import (
 
 	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/mfachallenge"
+	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
@@ -25,7 +26,7 @@ var (
 // MFA keeps TOTP secrets, sealed with AES-256-GCM under MFA_ENCRYPTION_KEYS (the user
 // id is the additional data, so a sealed secret cannot be moved to another user), and
 // the recovery codes' hashes. Changes of users.mfa_enabled invalidate the user cache
-// inside their transaction.
+// inside their transaction and after it (Users.runInTx).
 type MFA struct {
 	users *Users
 	keys  *events.Keyring
@@ -114,7 +115,7 @@ func (m *MFA) SavePendingTOTP(ctx context.Context, userID, secret string) error 
 // the recovery codes and writes ev, in one transaction.
 func (m *MFA) ConfirmTOTP(ctx context.Context, userID, secret string, step int64, codeHashes [][]byte, ev account.Event) error {
 	uid := uuid.MustParse(userID)
-	return m.users.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return m.users.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		r, err := m.row(ctx, tx, uid, true)
 		if errors.Is(err, account.ErrNotFound) {
 			return account.ErrInvalidMFACode
@@ -149,7 +150,7 @@ func (m *MFA) ConfirmTOTP(ctx context.Context, userID, secret string, step int64
 		if err := m.users.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
-		return m.users.invalidate(ctx, uid)
+		return invalidate(ctx, w, uid)
 	})
 }
 
@@ -179,7 +180,7 @@ func (m *MFA) UseRecoveryCode(ctx context.Context, userID string, hash []byte) (
 // DisableTOTP removes the secret and the recovery codes and turns MFA off.
 func (m *MFA) DisableTOTP(ctx context.Context, userID string, ev account.Event) error {
 	uid := uuid.MustParse(userID)
-	return m.users.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return m.users.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		if _, err := tx.NewRaw("DELETE FROM mfa_totp WHERE user_id = ?", uid).Exec(ctx); err != nil {
 			return fmt.Errorf("delete totp: %w", err)
 		}
@@ -196,7 +197,7 @@ func (m *MFA) DisableTOTP(ctx context.Context, userID string, ev account.Event) 
 		if err := m.users.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
-		return m.users.invalidate(ctx, uid)
+		return invalidate(ctx, w, uid)
 	})
 }
 

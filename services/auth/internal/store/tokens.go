@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
@@ -21,19 +22,18 @@ func insertToken(ctx context.Context, db bun.IDB, t account.OneTimeToken) error 
 	return nil
 }
 
-// IssueToken retires the user's unused tokens of the purpose, so only the newest link
-// works, then stores the new one with its event.
-func (s *Users) IssueToken(ctx context.Context, t account.OneTimeToken, ev account.Event) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewRaw(`UPDATE one_time_tokens SET used_at = now()
-			WHERE user_id = ? AND purpose = ? AND used_at IS NULL`, uuid.MustParse(t.UserID), string(t.Purpose)).Exec(ctx); err != nil {
-			return fmt.Errorf("retire %s tokens: %w", t.Purpose, err)
-		}
-		if err := insertToken(ctx, tx, t); err != nil {
-			return err
-		}
-		return s.enqueue(ctx, tx, ev)
-	})
+// issueToken retires the user's unused tokens of the purpose, so only the newest link
+// works, then stores the new one with its event, through tx; the event carries
+// requestID (the request that asked for the link, which may be over).
+func (s *Users) issueToken(ctx context.Context, tx bun.Tx, t account.OneTimeToken, requestID string, ev account.Event) error {
+	if _, err := tx.NewRaw(`UPDATE one_time_tokens SET used_at = now()
+		WHERE user_id = ? AND purpose = ? AND used_at IS NULL`, uuid.MustParse(t.UserID), string(t.Purpose)).Exec(ctx); err != nil {
+		return fmt.Errorf("retire %s tokens: %w", t.Purpose, err)
+	}
+	if err := insertToken(ctx, tx, t); err != nil {
+		return err
+	}
+	return s.enqueueFor(ctx, tx, requestID, ev)
 }
 
 // TokenUser returns the owner of a live token without using it.
@@ -43,30 +43,87 @@ func (s *Users) TokenUser(ctx context.Context, hash []byte, purpose account.Purp
 		hash, string(purpose))
 }
 
-// consume marks a live token used and returns its owner, locked for update. The single
-// UPDATE makes a token usable once even under parallel requests.
-func consume(ctx context.Context, tx bun.Tx, hash []byte, purpose account.Purpose) (uuid.UUID, error) {
-	var uid uuid.UUID
+// consume marks a live token used and returns its owner and, for a verification link
+// sent for a provider sign-in, the identity it links. The single UPDATE makes a token
+// usable once even under parallel requests.
+func consume(ctx context.Context, tx bun.Tx, hash []byte, purpose account.Purpose) (uuid.UUID, *pendingIdentity, error) {
+	var row struct {
+		UserID   uuid.UUID `bun:"user_id"`
+		Provider *string   `bun:"identity_provider"`
+		Subject  *string   `bun:"identity_subject"`
+		Email    string    `bun:"identity_email"`
+	}
 	err := tx.NewRaw(`UPDATE one_time_tokens SET used_at = now()
 		WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > now()
-		RETURNING user_id`, hash, string(purpose)).Scan(ctx, &uid)
+		RETURNING user_id, identity_provider, identity_subject, identity_email`, hash, string(purpose)).Scan(ctx, &row)
 	if err != nil {
-		return uuid.Nil, err
+		return uuid.Nil, nil, err
 	}
-	return uid, nil
+	if row.Provider == nil || row.Subject == nil {
+		return row.UserID, nil, nil
+	}
+	return row.UserID, &pendingIdentity{provider: *row.Provider, subject: *row.Subject, email: row.Email}, nil
 }
 
-// VerifyEmail uses a verification token and marks the address verified.
-func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, events func(account.User) []account.Event) (account.User, error) {
+type pendingIdentity struct{ provider, subject, email string }
+
+// proveAddress runs in the transaction that proves uid's address (a verification or a
+// reset link reached its mailbox). Every identity linked while the address was unproven
+// is unlinked: whoever signed in with a provider that did not vouch for the address keeps
+// nothing of the account its owner now claims. A verification link sent for a provider
+// sign-in links that identity, proven, and drops a password set while the address was
+// unproven. When the address was unproven until now, or an
+// identity went, the credential stamp moves (password_changed_at): every session opened
+// before, whatever its order with this commit, is over.
+func proveAddress(ctx context.Context, tx bun.Tx, uid uuid.UUID, pending *pendingIdentity) (account.Proof, error) {
+	var p account.Proof
+	if err := tx.NewRaw(`SELECT email_verified_at IS NULL FROM users WHERE id = ? FOR UPDATE`, uid).
+		Scan(ctx, &p.WasUnverified); err != nil {
+		return p, fmt.Errorf("lock user: %w", err)
+	}
+	if err := tx.NewRaw(`DELETE FROM identities WHERE user_id = ? AND attached_unverified RETURNING provider`, uid).
+		Scan(ctx, &p.Unlinked); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("unlink unproven identities: %w", err)
+	}
+	if p.WasUnverified || len(p.Unlinked) > 0 {
+		if _, err := tx.NewRaw(`UPDATE users SET password_changed_at = now(), updated_at = now(),
+			email_verified_at = COALESCE(email_verified_at, now()) WHERE id = ?`, uid).Exec(ctx); err != nil {
+			return p, fmt.Errorf("mark proven: %w", err)
+		}
+	}
+	if pending != nil && p.WasUnverified {
+		// The link proves the identity it was sent for, not a password someone set
+		// before anyone proved the address: that password goes (as a replaced account's).
+		if _, err := tx.NewRaw(`UPDATE users SET password_hash = NULL WHERE id = ?`, uid).Exec(ctx); err != nil {
+			return p, fmt.Errorf("drop unproven password: %w", err)
+		}
+	}
+	if pending != nil {
+		res, err := tx.NewRaw(`INSERT INTO identities (provider, subject, user_id, email, email_verified, attached_unverified)
+			VALUES (?, ?, ?, ?, false, false) ON CONFLICT DO NOTHING`, pending.provider, pending.subject, uid, pending.email).Exec(ctx)
+		if err != nil {
+			return p, fmt.Errorf("link proven identity: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			p.Linked = pending.provider
+		}
+	}
+	return p, nil
+}
+
+// VerifyEmail uses a verification token, marks the address verified (proveAddress),
+// grants roles and writes events; beforeCommit runs last in the transaction.
+func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, events func(account.User, account.Proof) []account.Event,
+	beforeCommit func(context.Context, account.User, account.Proof) error) (account.User, error) {
 	var u account.User
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		uid, err := consume(ctx, tx, hash, account.PurposeEmailVerification)
+	err := s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+		uid, pending, err := consume(ctx, tx, hash, account.PurposeEmailVerification)
 		if err != nil {
 			return notFound(err)
 		}
-		if _, err := tx.NewRaw(`UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()), updated_at = now()
-			WHERE id = ?`, uid).Exec(ctx); err != nil {
-			return fmt.Errorf("mark verified: %w", err)
+		proof, err := proveAddress(ctx, tx, uid, pending)
+		if err != nil {
+			return err
 		}
 		for _, role := range grants {
 			if err := grant(ctx, tx, uid, role); err != nil {
@@ -76,35 +133,42 @@ func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, e
 		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
-		if err := s.enqueue(ctx, tx, events(u)...); err != nil {
+		if err := s.enqueue(ctx, tx, events(u, proof)...); err != nil {
 			return err
 		}
-		return s.invalidate(ctx, uid)
+		if err := invalidate(ctx, w, uid); err != nil {
+			return err
+		}
+		return beforeCommit(ctx, u, proof)
 	})
 	return u, err
 }
 
-// ResetPassword uses a reset token, sets the password and verifies the address (the
-// reset link proved the mailbox); beforeCommit runs in the transaction.
-func (s *Users) ResetPassword(ctx context.Context, hash []byte, passwordHash string, events func(account.User) []account.Event,
+// ResetPassword uses a reset token, sets the password and proves the address (the
+// reset link reached the mailbox: proveAddress); beforeCommit runs in the transaction.
+func (s *Users) ResetPassword(ctx context.Context, hash []byte, passwordHash string, events func(account.User, account.Proof) []account.Event,
 	beforeCommit func(context.Context, account.User) error) (account.User, error) {
 	var u account.User
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		uid, err := consume(ctx, tx, hash, account.PurposePasswordReset)
+	err := s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+		uid, _, err := consume(ctx, tx, hash, account.PurposePasswordReset)
 		if err != nil {
 			return notFound(err)
 		}
-		if _, err := tx.NewRaw(`UPDATE users SET password_hash = ?, password_changed_at = now(), updated_at = now(),
-			email_verified_at = COALESCE(email_verified_at, now()) WHERE id = ?`, passwordHash, uid).Exec(ctx); err != nil {
+		proof, err := proveAddress(ctx, tx, uid, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewRaw(`UPDATE users SET password_hash = ?, password_changed_at = now(), updated_at = now()
+			WHERE id = ?`, passwordHash, uid).Exec(ctx); err != nil {
 			return fmt.Errorf("update password: %w", err)
 		}
 		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
-		if err := s.enqueue(ctx, tx, events(u)...); err != nil {
+		if err := s.enqueue(ctx, tx, events(u, proof)...); err != nil {
 			return err
 		}
-		if err := s.invalidate(ctx, uid); err != nil {
+		if err := invalidate(ctx, w, uid); err != nil {
 			return err
 		}
 		return beforeCommit(ctx, u)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/pkg/session"
+	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
@@ -24,33 +25,40 @@ var _ account.Profiles = (*UserCache)(nil)
 // Its key carries the user's hash tag, so the access-token check reads the session and
 // the user in one round trip, and touches PostgreSQL only on a miss.
 //
-// Writers invalidate inside their transaction by writing a short tombstone: a reader
-// that loaded the old row just before the commit sees the tombstone and does not cache
-// it, so a stale user cannot outlive the write.
+// The keys, the tombstone and the generation are pkg/usercache's, whose rules every
+// writer of the users table follows (the oauth service too): writers invalidate inside
+// their transaction and again after it (Users.runInTx); a miss reads the generation
+// before loading, fills only while it is unchanged, and shares a load only with
+// requests that saw the same generation. So no request made after a write returned is
+// answered, or cached, from a load begun before its commit.
 type UserCache struct {
 	rdb      redis.UniversalClient
 	db       *postgres.DB
 	sessions *session.Store
+	entries  *usercache.Store
 	ttl      time.Duration
 	group    singleflight.Group
 	decoded  decodeCache
+	// loaded, when set (tests), runs in each load after PostgreSQL answered.
+	loaded func(userID string)
 }
 
-const (
-	cacheTTL     = 10 * time.Minute
-	tombstoneTTL = 5 * time.Second
-	tombstone    = "-"
-)
+const cacheTTL = 10 * time.Minute
 
-// NewUserCache returns the cache.
-func NewUserCache(rdb redis.UniversalClient, db *postgres.DB, sessions *session.Store) *UserCache {
-	return &UserCache{rdb: rdb, db: db, sessions: sessions, ttl: cacheTTL}
+// NewUserCache returns the cache; opts are the invalidations' (usercache.New).
+func NewUserCache(rdb redis.UniversalClient, db *postgres.DB, sessions *session.Store, opts ...usercache.Option) *UserCache {
+	return &UserCache{rdb: rdb, db: db, sessions: sessions, entries: usercache.New(rdb, opts...), ttl: cacheTTL}
 }
 
-// cachePrefix + the user's hash tag is the user's key (session.UserKey).
-const cachePrefix = "user:"
+// begin starts the invalidations of one transaction (none without a cache).
+func (c *UserCache) begin() *usercache.Writes {
+	if c == nil {
+		return (*usercache.Store)(nil).Begin()
+	}
+	return c.entries.Begin()
+}
 
-func cacheKey(userID string) (string, error) { return session.UserKey(cachePrefix, userID) }
+func cacheKey(userID string) (string, error) { return usercache.Key(userID) }
 
 // cachedUser is what Redis holds: never the password hash.
 type cachedUser struct {
@@ -63,16 +71,20 @@ type cachedUser struct {
 	Roles       []string   `json:"roles"`
 	Permissions []string   `json:"permissions"`
 	CreatedAt   time.Time  `json:"created_at"`
+	// CredentialStamp is "" in entries written before stamps, which then pass.
+	CredentialStamp string `json:"cs,omitempty"`
 }
 
 func toCached(u account.User) cachedUser {
 	return cachedUser{ID: u.ID, Email: u.Email, Name: u.Name, VerifiedAt: u.EmailVerifiedAt, DisabledAt: u.DisabledAt,
-		MFAEnabled: u.MFAEnabled, Roles: u.Roles, Permissions: u.Permissions, CreatedAt: u.CreatedAt}
+		MFAEnabled: u.MFAEnabled, Roles: u.Roles, Permissions: u.Permissions, CreatedAt: u.CreatedAt,
+		CredentialStamp: u.CredentialStamp}
 }
 
 func (c cachedUser) user() account.User {
 	return account.User{ID: c.ID, Email: c.Email, Name: c.Name, EmailVerifiedAt: c.VerifiedAt, DisabledAt: c.DisabledAt,
-		MFAEnabled: c.MFAEnabled, Roles: c.Roles, Permissions: c.Permissions, CreatedAt: c.CreatedAt}
+		MFAEnabled: c.MFAEnabled, Roles: c.Roles, Permissions: c.Permissions, CreatedAt: c.CreatedAt,
+		CredentialStamp: c.CredentialStamp}
 }
 
 // User returns the user through the cache (no password hash).
@@ -82,7 +94,7 @@ func (c *UserCache) User(ctx context.Context, userID string) (account.User, erro
 		return account.User{}, account.ErrNotFound
 	}
 	raw, err := c.rdb.Get(ctx, key).Result()
-	return c.resolve(ctx, userID, key, raw, err)
+	return c.resolve(ctx, userID, raw, err)
 }
 
 // SessionUser returns the live session and its user in one Redis round trip.
@@ -96,7 +108,7 @@ func (c *UserCache) SessionUser(ctx context.Context, userID, sessionID string) (
 		return session.Session{}, account.User{}, err
 	}
 	raw, err := cmd.Result()
-	u, err := c.resolve(ctx, userID, key, raw, err)
+	u, err := c.resolve(ctx, userID, raw, err)
 	return sess, u, err
 }
 
@@ -106,22 +118,23 @@ func (c *UserCache) SessionUser(ctx context.Context, userID, sessionID string) (
 // not), as User. An error with a zero Session is the rotation's (session.ErrReused,
 // session.ErrInvalidToken, ...); with the session set, the user could not be loaded.
 func (c *UserCache) RefreshSession(ctx context.Context, refreshToken string, m session.Meta) (session.Session, string, account.User, error) {
-	sess, next, cmd, err := c.sessions.RefreshWith(ctx, refreshToken, m, cachePrefix)
+	sess, next, cmd, err := c.sessions.RefreshWith(ctx, refreshToken, m, usercache.Prefix)
 	if err != nil {
 		return session.Session{}, "", account.User{}, err
 	}
-	key, err := cacheKey(sess.UserID)
-	if err != nil || cmd == nil {
+	if _, err := cacheKey(sess.UserID); err != nil || cmd == nil {
 		return sess, next, account.User{}, account.ErrNotFound
 	}
 	raw, err := cmd.Result()
-	u, err := c.resolve(ctx, sess.UserID, key, raw, err)
+	u, err := c.resolve(ctx, sess.UserID, raw, err)
 	return sess, next, u, err
 }
 
-func (c *UserCache) resolve(ctx context.Context, userID, key, raw string, getErr error) (account.User, error) {
+// resolve answers the cache's reply for userID (raw, getErr): a hit is decoded; a miss
+// or a tombstone loads the user from PostgreSQL (usercache's rules, see UserCache).
+func (c *UserCache) resolve(ctx context.Context, userID, raw string, getErr error) (account.User, error) {
 	switch {
-	case getErr == nil && raw != tombstone:
+	case getErr == nil && raw != usercache.Tombstone:
 		if u, ok := c.decoded.get(userID, raw); ok {
 			return u, nil
 		}
@@ -134,8 +147,25 @@ func (c *UserCache) resolve(ctx context.Context, userID, key, raw string, getErr
 	case getErr != nil && !errors.Is(getErr, redis.Nil):
 		return account.User{}, fmt.Errorf("user cache: %w", getErr)
 	}
-	fill := getErr != nil // a miss; after a tombstone, read without caching
-	v, err, _ := c.group.Do(userID, func() (any, error) {
+	if getErr == nil {
+		// A tombstone: a write is in flight or just done. Read on our own, without
+		// caching and without sharing a load that may have begun before its commit
+		// (it lasts seconds; no extra Redis round trip on this path).
+		u, err := (&Users{db: c.db}).UserByID(ctx, userID)
+		if err != nil {
+			return account.User{}, err
+		}
+		u.PasswordHash = ""
+		return u, nil
+	}
+	// A miss. Before the load: a write whose commit the load may miss moves it after.
+	gen, err := c.entries.Generation(ctx, userID)
+	if err != nil {
+		return account.User{}, err
+	}
+	// A load is shared only by requests that saw this generation: one made after a
+	// write returned saw the write's, so it never joins a load begun before the commit.
+	v, err, _ := c.group.Do(userID+"/"+gen, func() (any, error) {
 		// Shared by every waiter: one caller's cancellation must not fail the others.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -143,15 +173,17 @@ func (c *UserCache) resolve(ctx context.Context, userID, key, raw string, getErr
 		if err != nil {
 			return account.User{}, err
 		}
-		if fill {
-			b, err := json.Marshal(toCached(u))
-			if err == nil {
-				// NX: a tombstone written meanwhile wins, and so does a fresher fill.
-				err = c.rdb.SetArgs(ctx, key, b, redis.SetArgs{Mode: "NX", TTL: c.ttl}).Err()
-			}
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return account.User{}, fmt.Errorf("user cache fill: %w", err)
-			}
+		if c.loaded != nil {
+			c.loaded(userID)
+		}
+		b, err := json.Marshal(toCached(u))
+		if err == nil {
+			// Only over no entry (a tombstone or a fresher fill wins) and only if no
+			// write moved the generation since it was read.
+			_, err = c.entries.Fill(ctx, userID, gen, b, c.ttl)
+		}
+		if err != nil {
+			return account.User{}, err
 		}
 		u.PasswordHash = ""
 		return u, nil
@@ -162,26 +194,11 @@ func (c *UserCache) resolve(ctx context.Context, userID, key, raw string, getErr
 	return v.(account.User), nil
 }
 
-// Invalidate drops the cached users, leaving a tombstone that keeps readers of the
-// old rows from filling the cache until the writer's transaction has committed.
+// Invalidate invalidates the users' entries now (usercache.Store.Invalidate): for a
+// write made elsewhere, called once it has committed. This package's writes use
+// Users.runInTx, which also invalidates before the commit.
 func (c *UserCache) Invalidate(ctx context.Context, userIDs ...string) error {
-	if len(userIDs) == 0 {
-		return nil
-	}
-	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range userIDs {
-			key, err := cacheKey(id)
-			if err != nil {
-				continue
-			}
-			p.Set(ctx, key, tombstone, tombstoneTTL)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("invalidate user cache: %w", err)
-	}
-	return nil
+	return c.entries.Invalidate(ctx, userIDs...)
 }
 
 func invalidateIDs(ids ...uuid.UUID) []string {

@@ -16,7 +16,7 @@ func BenchmarkSessionUserWarm(b *testing.B) {
 	e := apitest.Start(b, map[string]string{"DATABASE_URL": apitest.NewDatabase(b), "EMAIL_VERIFICATION_REQUIRED": "false"})
 	u := e.Register(apitest.Email("bench-cache"))
 	sessions := session.New(e.App.Redis)
-	sess, _, err := sessions.Create(context.Background(), u.ID, u.Email, []string{"pwd"}, session.Meta{IP: "127.0.0.1"})
+	sess, _, err := sessions.Create(context.Background(), u.ID, u.Email, []string{"pwd"}, "", session.Meta{IP: "127.0.0.1"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func BenchmarkRefreshSessionWarm(b *testing.B) {
 	const workers = 64
 	tokens := make([]string, workers)
 	for i := range tokens {
-		_, rt, err := sessions.Create(context.Background(), u.ID, u.Email, []string{"pwd"}, session.Meta{IP: "127.0.0.1"})
+		_, rt, err := sessions.Create(context.Background(), u.ID, u.Email, []string{"pwd"}, "", session.Meta{IP: "127.0.0.1"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -69,7 +69,7 @@ func TestRefreshSession(t *testing.T) {
 		return v
 	}
 	m := session.Meta{IP: "192.0.2.1", UserAgent: "test"}
-	_, rt, err := sessions.Create(ctx, u.ID, u.Email, []string{"pwd"}, m)
+	_, rt, err := sessions.Create(ctx, u.ID, u.Email, []string{"pwd"}, "", m)
 	if err != nil {
 		t.Fatal(err)
 	}

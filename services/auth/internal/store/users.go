@@ -15,13 +15,15 @@ import (
 	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/pkg/session"
+	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
 var _ account.Users = (*Users)(nil)
 
 // Users is the PostgreSQL account store. Every write that changes what the user cache
-// holds invalidates it: inside the transaction when there is one. Events go to the
+// holds runs in runInTx and invalidates the users it changes there. Events go to the
 // outbox in the same transaction, as envelopes whose tokens keys sealed.
 type Users struct {
 	db    *postgres.DB
@@ -34,11 +36,23 @@ func NewUsers(db *postgres.DB, cache *UserCache, keys *events.Keyring) *Users {
 	return &Users{db: db, cache: cache, keys: keys}
 }
 
-func (s *Users) invalidate(ctx context.Context, ids ...uuid.UUID) error {
-	if s.cache == nil {
-		return nil
+// runInTx runs fn in a transaction. The users fn passes to invalidate are invalidated
+// at once, before the commit, and again once the transaction has ended, whatever its
+// outcome (usercache.Writes): no reader caches, or answers a later request with, a row
+// loaded before the commit. An error of the second step is returned even though the
+// write committed: the caller must not take a revoke for done.
+func (s *Users) runInTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error) error {
+	w := s.cache.begin()
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, w) })
+	if derr := w.Done(ctx); err == nil {
+		err = derr
 	}
-	return s.cache.Invalidate(ctx, invalidateIDs(ids...)...)
+	return err
+}
+
+// invalidate invalidates the users inside w's transaction.
+func invalidate(ctx context.Context, w *usercache.Writes, ids ...uuid.UUID) error {
+	return w.Invalidate(ctx, invalidateIDs(ids...)...)
 }
 
 type userRow struct {
@@ -62,7 +76,7 @@ func (r userRow) user() account.User {
 	u := account.User{
 		ID: r.ID.String(), Email: r.Email, Name: r.Name, EmailVerifiedAt: r.EmailVerifiedAt,
 		DisabledAt: r.DisabledAt, MFAEnabled: r.MFAEnabled, Roles: r.Roles, Permissions: r.Permissions,
-		CreatedAt: r.CreatedAt,
+		CreatedAt: r.CreatedAt, CredentialStamp: session.CredentialStamp(r.PasswordChangedAt),
 	}
 	if r.PasswordHash != nil {
 		u.PasswordHash = *r.PasswordHash
@@ -153,10 +167,12 @@ func (s *Users) GrantRole(ctx context.Context, userID, role string) error {
 	if err != nil {
 		return account.ErrNotFound
 	}
-	if err := grant(ctx, s.db, uid, role); err != nil {
-		return err
-	}
-	return s.invalidate(ctx, uid)
+	return s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+		if err := grant(ctx, tx, uid, role); err != nil {
+			return err
+		}
+		return invalidate(ctx, w, uid)
+	})
 }
 
 // UpgradePasswordHash swaps the hash only when it is still the one that was checked,
@@ -177,36 +193,51 @@ func (s *Users) UpdateName(ctx context.Context, userID, name string) (account.Us
 	if err != nil {
 		return account.User{}, account.ErrNotFound
 	}
-	res, err := s.db.NewUpdate().Table("users").Set("name = ?, updated_at = now()", name).Where("id = ?", uid).Exec(ctx)
+	err = s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+		res, err := tx.NewUpdate().Table("users").Set("name = ?, updated_at = now()", name).Where("id = ?", uid).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("update name: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return account.ErrNotFound
+		}
+		return invalidate(ctx, w, uid)
+	})
 	if err != nil {
-		return account.User{}, fmt.Errorf("update name: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return account.User{}, account.ErrNotFound
-	}
-	if err := s.invalidate(ctx, uid); err != nil {
 		return account.User{}, err
 	}
 	return s.UserByID(ctx, userID)
 }
 
-// SetPassword replaces the password and writes events; beforeCommit runs in the transaction.
-func (s *Users) SetPassword(ctx context.Context, userID, passwordHash string, events []account.Event, beforeCommit func(context.Context) error) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewUpdate().Table("users").
-			Set("password_hash = ?, password_changed_at = now(), updated_at = now()", passwordHash).
-			Where("id = ?", uuid.MustParse(userID)).Exec(ctx)
+// SetPassword replaces the password and writes events; beforeCommit runs in the
+// transaction. It returns the account's new credential stamp.
+func (s *Users) SetPassword(ctx context.Context, userID, passwordHash string, events []account.Event, beforeCommit func(context.Context) error) (string, error) {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return "", account.ErrNotFound
+	}
+	var changed time.Time
+	err = s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+		err := tx.NewRaw(`UPDATE users SET password_hash = ?, password_changed_at = now(), updated_at = now()
+			WHERE id = ? RETURNING password_changed_at`, passwordHash, uid).Scan(ctx, &changed)
+		if errors.Is(err, sql.ErrNoRows) {
+			return account.ErrNotFound
+		}
 		if err != nil {
 			return fmt.Errorf("update password: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return account.ErrNotFound
+		if err := invalidate(ctx, w, uid); err != nil {
+			return err
 		}
 		if err := s.enqueue(ctx, tx, events...); err != nil {
 			return err
 		}
 		return beforeCommit(ctx)
 	})
+	if err != nil {
+		return "", err
+	}
+	return session.CredentialStamp(&changed), nil
 }
 
 // Enqueue writes events to the outbox on their own.
@@ -217,9 +248,15 @@ func (s *Users) Enqueue(ctx context.Context, events ...account.Event) error {
 // enqueue writes events to the outbox through db (the caller's transaction), with the
 // request id of ctx (docs/events.md).
 func (s *Users) enqueue(ctx context.Context, db bun.IDB, evs ...account.Event) error {
+	return s.enqueueFor(ctx, db, httpx.RequestID(ctx), evs...)
+}
+
+// enqueueFor is enqueue with the request id given: work done for a request after it
+// was answered (an email request's processing).
+func (s *Users) enqueueFor(ctx context.Context, db bun.IDB, requestID string, evs ...account.Event) error {
 	out := make([]events.Event, len(evs))
 	for i, ev := range evs {
 		out[i] = events.Event{Subject: ev.Subject, Payload: ev.Payload}
 	}
-	return events.Enqueue(ctx, db, s.keys, httpx.RequestID(ctx), out...)
+	return events.Enqueue(ctx, db, s.keys, requestID, out...)
 }

@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +28,9 @@ import (
 )
 
 var shared = migratetest.Shared{Prefix: "oauth_test_"}
+
+// eventKey seals the tokens of the events the tests' services write (EVENT_KEYS).
+var eventKey = func() (k [32]byte) { _, _ = rand.Read(k[:]); return k }()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -70,6 +75,7 @@ func start(t *testing.T, extra map[string]string) *env {
 		"OAUTH_OIDC_NAME": "acme", "OAUTH_OIDC_ISSUER": op.Issuer(),
 		"OAUTH_OIDC_CLIENT_ID": op.ClientID, "OAUTH_OIDC_CLIENT_SECRET": op.ClientSecret,
 		"OAUTH_PROVIDER_TIMEOUT": "2s", "RATE_LIMIT_ENABLED": "false",
+		"EVENT_KEYS": "oauth-test:" + base64.StdEncoding.EncodeToString(eventKey[:]),
 	}
 	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
 		if v := os.Getenv(k); v != "" {

@@ -100,30 +100,87 @@ func TestGitHubUsesVerifiedPrimaryEmailAndLinksVerifiedAccount(t *testing.T) {
 	}
 }
 
-func TestUnverifiedProviderEmailNeverLinks(t *testing.T) {
+// With EMAIL_VERIFICATION_REQUIRED (the default), a provider that does not vouch for
+// an address gets no session and links nothing: the answer is ?error=email_not_verified
+// whether the address has an account or not (no oracle for a stranger), and the
+// address gets our own email: a verification link for a new or unproven account, a
+// notice for a verified one.
+func TestUnverifiedProviderEmailNeverSignsIn(t *testing.T) {
 	e := start(t, nil)
 	email := unique("victim")
 	local := e.localUser(email, true)
 	// OIDC saying the address is not verified.
 	e.oidc.QueueUser("sub-attacker", email, false)
-	appAt := e.browser().signIn("acme")
-	if appAt.Query().Get("error") != "email_taken" || appAt.Query().Get("code") != "" {
-		t.Fatalf("unverified provider address: app sent to %s", appAt)
+	taken := e.browser().signIn("acme")
+	if taken.Query().Get("error") != "email_not_verified" || taken.Query().Get("code") != "" {
+		t.Fatalf("unverified provider address of an account: app sent to %s", taken)
 	}
 	// GitHub: a public profile address equal to the victim's, primary one unverified.
 	e.gh.Queue(oauthtest.GitHubUser{ID: 666, Login: "mallory", PublicEmail: email,
 		Emails: []oauthtest.GitHubEmail{{Email: email, Primary: true, Verified: false}}})
-	if appAt := e.browser().signIn("github"); appAt.Query().Get("error") != "email_taken" {
+	if appAt := e.browser().signIn("github"); appAt.Query().Get("error") != "email_not_verified" {
 		t.Fatalf("unverified GitHub address: app sent to %s", appAt)
 	}
 	if n := e.count(`SELECT count(*) FROM identities WHERE user_id = $1`, local); n != 0 {
 		t.Fatalf("identities linked to the victim: %d", n)
 	}
-	// An unverified address nobody has gets a new, unverified account.
+	if n := e.count(`SELECT count(*) FROM outbox WHERE subject = 'auth.email.register_existing' AND payload->>'user_id' = $1`, local); n != 2 {
+		t.Fatalf("notices to the owner = %d, want 2", n)
+	}
+
+	// An address nobody has: the same answer, an unverified account with nothing
+	// linked, and a verification link bound to the identity.
 	fresh := unique("fresh")
 	e.oidc.QueueUser("sub-fresh", fresh, false)
-	if p := e.exchange(e.browser().signIn("acme")); p.User.Email != fresh || p.User.EmailVerified {
+	pending := e.browser().signIn("acme")
+	if pending.String() != taken.String() {
+		t.Fatalf("new address: app sent to %s, want the answer of a taken one (%s)", pending, taken)
+	}
+	var uid string
+	var verified bool
+	if err := e.db.QueryRow(`SELECT id, email_verified_at IS NOT NULL FROM users WHERE email = $1`, fresh).Scan(&uid, &verified); err != nil || verified {
+		t.Fatalf("pending account: %v, verified %v", err, verified)
+	}
+	if n := e.count(`SELECT count(*) FROM identities WHERE user_id = $1`, uid); n != 0 {
+		t.Fatalf("%d identities linked before the address was proven", n)
+	}
+	if n := e.count(`SELECT count(*) FROM one_time_tokens WHERE user_id = $1 AND purpose = 'email_verification'
+		AND identity_provider = 'acme' AND identity_subject = 'sub-fresh' AND used_at IS NULL`, uid); n != 1 {
+		t.Fatalf("identity-bound verification tokens = %d, want 1", n)
+	}
+	if n := e.count(`SELECT count(*) FROM outbox WHERE subject = 'auth.email.verification_requested'
+		AND payload->>'user_id' = $1 AND payload->'payload' ? 'token_sealed' AND NOT payload->'payload' ? 'token'`, uid); n != 1 {
+		t.Fatalf("verification emails with a sealed token = %d, want 1", n)
+	}
+	// Again before proving: still no session; a new link retires the old one.
+	e.oidc.QueueUser("sub-fresh", fresh, false)
+	if again := e.browser().signIn("acme"); again.Query().Get("error") != "email_not_verified" {
+		t.Fatalf("second unproven sign-in: %s", again)
+	}
+	if n := e.count(`SELECT count(*) FROM one_time_tokens WHERE user_id = $1 AND used_at IS NULL`, uid); n != 1 {
+		t.Fatalf("live verification tokens = %d, want only the newest", n)
+	}
+}
+
+// Without verification required, an unverified provider address gets an unverified
+// account as a password sign-up does, and a taken address answers email_taken (as
+// register's 409 does then); the identity is marked linked-while-unproven.
+func TestUnverifiedProviderEmailWithoutVerificationRequired(t *testing.T) {
+	e := start(t, map[string]string{"EMAIL_VERIFICATION_REQUIRED": "false"})
+	email := unique("victim")
+	e.localUser(email, true)
+	e.oidc.QueueUser("sub-attacker", email, false)
+	if appAt := e.browser().signIn("acme"); appAt.Query().Get("error") != "email_taken" {
+		t.Fatalf("unverified provider address of an account: app sent to %s", appAt)
+	}
+	fresh := unique("fresh")
+	e.oidc.QueueUser("sub-fresh", fresh, false)
+	p := e.exchange(e.browser().signIn("acme"))
+	if p.User.Email != fresh || p.User.EmailVerified {
 		t.Fatalf("fresh unverified: %+v", p.User)
+	}
+	if n := e.count(`SELECT count(*) FROM identities WHERE user_id = $1 AND attached_unverified`, p.User.ID); n != 1 {
+		t.Fatalf("identities marked linked-while-unproven = %d, want 1", n)
 	}
 }
 
@@ -465,6 +522,36 @@ func TestRateLimitPerClientIP(t *testing.T) {
 	}
 	if a := e.do(http.MethodGet, "/healthz", "", ""); a.status != http.StatusOK {
 		t.Fatalf("probes are not limited: %d", a.status)
+	}
+}
+
+// An IPv6 client picks any address of its /64: the addresses of one /64 spend one
+// budget (RATE_LIMIT_IPV6_PREFIX, 64), the next /64 has its own.
+func TestRateLimitIPv6ByPrefix(t *testing.T) {
+	e := start(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_GLOBAL": "3/h", "TRUSTED_PROXIES": "127.0.0.1/32"})
+	prefix := fmt.Sprintf("2001:db8:%x:%x:", mrand.IntN(1<<16), mrand.IntN(1<<16)) // a /64 of its own
+	call := func(ip string) int {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/v1/oauth/providers", nil)
+		req.Header.Set("X-Forwarded-For", ip)
+		res, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for i := range 3 {
+		if st := call(fmt.Sprintf("%s%x::%x", prefix, i+1, mrand.IntN(1<<16)+1)); st != http.StatusOK {
+			t.Fatalf("call %d: %d", i, st)
+		}
+	}
+	if st := call(prefix + "ffff::1"); st != http.StatusTooManyRequests {
+		t.Fatalf("a fourth address of the same /64: %d, want 429", st)
+	}
+	other := fmt.Sprintf("2001:db8:%x:%x::1", mrand.IntN(1<<16), mrand.IntN(1<<16))
+	if st := call(other); st != http.StatusOK {
+		t.Fatalf("another /64: %d, want its own budget", st)
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/talentforge/auth/pkg/redisx"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/oauth/apidoc"
 	"github.com/talentforge/auth/services/oauth/internal/api"
 	"github.com/talentforge/auth/services/oauth/internal/flow"
@@ -100,7 +101,11 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	if err := checkCallbackBase(cfg.OAuthCallbackBaseURL); err != nil {
 		return nil, err
 	}
-	// The oauth events carry no token, so no EVENT_KEYS are needed to seal them.
+	// The verification email of an address a provider did not vouch for carries a token.
+	eventKeys, err := cfg.EventKeyring()
+	if err != nil {
+		return nil, err
+	}
 	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
 		postgres.Options{MaxOpenConns: 16, StatementTimeout: 5 * time.Second}); err != nil {
 		return nil, err
@@ -141,10 +146,13 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		}})
 	sessions := session.New(a.Redis, session.WithIdleTTL(cfg.RefreshTokenTTL), session.WithMaxAge(cfg.SessionMaxAge),
 		session.WithReuseGrace(cfg.RefreshReuseGrace))
-	svc, err := signin.New(ps, flow.New(a.Redis), store.New(a.DB, nil), sessions, mfachallenge.New(a.Redis),
+	svc, err := signin.New(ps, flow.New(a.Redis), store.New(a.DB, eventKeys, usercache.New(a.Redis)), sessions, mfachallenge.New(a.Redis),
 		token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
 		token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience),
-		signin.Config{RedirectAllowlist: cfg.OAuthRedirectAllowlist, AdminEmails: cfg.AdminEmails}, m, log)
+		signin.Config{RedirectAllowlist: cfg.OAuthRedirectAllowlist, AdminEmails: cfg.AdminEmails,
+			EmailVerificationRequired: cfg.EmailVerificationRequired}, m,
+		ratelimit.NewGuard(a.Redis, map[string]ratelimit.Limit{ratelimit.PurposeEmails: cfg.RateLimits.EmailsPerAddress},
+			cfg.LoginThrottle, cfg.RateLimitEnabled), log)
 	if err != nil {
 		return nil, err
 	}

@@ -50,8 +50,10 @@ func (s State) BoundTo(cookie string) bool {
 
 // Code is what a one-time code stands for: a finished sign-in.
 type Code struct {
-	UserID    string `json:"user_id"`
-	Provider  string `json:"provider"`
+	UserID   string `json:"user_id"`
+	Provider string `json:"provider"`
+	// Subject is the identity's: the exchange checks it is still linked to UserID.
+	Subject   string `json:"subject,omitempty"`
 	IP        string `json:"ip"`
 	UserAgent string `json:"user_agent"`
 }

@@ -5,6 +5,7 @@ package signin
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"github.com/talentforge/auth/pkg/emailaddr"
 	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/mfachallenge"
+	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
 	"github.com/talentforge/auth/services/oauth/internal/flow"
@@ -50,11 +52,14 @@ const (
 	CodeExchangeFailed      = "exchange_failed"      // the provider refused the code (PKCE, reuse, injection)
 	CodeInvalidIDToken      = "invalid_id_token"     // signature, issuer, audience, expiry or nonce
 	CodeEmailTaken          = "email_taken"          // the address has an account: sign in and link
-	CodeEmailRequired       = "email_required"       // the provider gave no address
-	CodeIdentityTaken       = "identity_taken"       // linked to another account
-	CodeAccountDisabled     = "account_disabled"
-	CodeSessionEnded        = "session_ended"
-	CodeServerError         = "server_error"
+	// CodeEmailNotVerified: verification is required and the provider did not vouch for
+	// the address; we emailed it (a link that proves it, or a notice to its owner).
+	CodeEmailNotVerified = "email_not_verified"
+	CodeEmailRequired    = "email_required" // the provider gave no address
+	CodeIdentityTaken    = "identity_taken" // linked to another account
+	CodeAccountDisabled  = "account_disabled"
+	CodeSessionEnded     = "session_ended"
+	CodeServerError      = "server_error"
 )
 
 // Event subjects of the oauth service (docs/events.md).
@@ -64,6 +69,9 @@ const (
 	SubjectIdentityUnlink  = "auth.oauth.identity_unlinked"
 	SubjectAccountReplaced = "auth.oauth.unverified_account_replaced"
 	SubjectUserRegistered  = "auth.user.registered"
+	// The emails of auth's sign-up, sent for a provider that did not vouch for an address.
+	SubjectVerificationRequested = "auth.email.verification_requested"
+	SubjectRegisterExisting      = "auth.email.register_existing"
 )
 
 // Client is who made the request.
@@ -74,6 +82,15 @@ type Config struct {
 	// RedirectAllowlist: prefixes (scheme, host, path) a redirect_to must start with.
 	RedirectAllowlist []string
 	AdminEmails       []string
+	// EmailVerificationRequired (EMAIL_VERIFICATION_REQUIRED): an address the provider
+	// does not vouch for signs in only once our own email proved it.
+	EmailVerificationRequired bool
+	VerificationTTL           time.Duration // of the proving link; 24h as auth's
+}
+
+// Budget is the per-address email budget shared with auth (ratelimit.Guard).
+type Budget interface {
+	Allow(ctx context.Context, purpose, key string) (ratelimit.Decision, error)
 }
 
 // Metrics counts outcomes; nil-safe.
@@ -95,15 +112,19 @@ type Service struct {
 	cfg        Config
 	allow      []*url.URL
 	metrics    Metrics
+	budget     Budget
 	log        *zap.Logger
 }
 
 // New returns the service; the allowlist's entries must be absolute http(s) URLs.
 func New(ps []*providers.Provider, fl *flow.Store, st *store.Store, sessions *session.Store, challenges *mfachallenge.Store,
-	issuer *token.Issuer, verifier *token.Verifier, cfg Config, m Metrics, log *zap.Logger) (*Service, error) {
+	issuer *token.Issuer, verifier *token.Verifier, cfg Config, m Metrics, budget Budget, log *zap.Logger) (*Service, error) {
+	if cfg.VerificationTTL <= 0 {
+		cfg.VerificationTTL = 24 * time.Hour
+	}
 	s := &Service{providers: map[string]*providers.Provider{}, order: ps, flow: fl, store: st, sessions: sessions,
 		challenges: challenges,
-		issuer:     issuer, verifier: verifier, cfg: cfg, metrics: m, log: log}
+		issuer:     issuer, verifier: verifier, cfg: cfg, metrics: m, budget: budget, log: log}
 	for _, p := range ps {
 		s.providers[p.Name] = p
 	}
@@ -133,14 +154,15 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 	if err != nil {
 		return Principal{}, ErrUnauthorized
 	}
-	if _, err := s.sessions.Get(ctx, claims.Subject, claims.SessionID); err != nil {
+	sess, err := s.sessions.Get(ctx, claims.Subject, claims.SessionID)
+	if err != nil {
 		if errors.Is(err, session.ErrNotFound) {
 			return Principal{}, ErrUnauthorized
 		}
 		return Principal{}, err
 	}
 	u, err := s.store.UserByID(ctx, claims.Subject)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && u.DisabledAt != nil) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.DisabledAt != nil || !sess.Stamped(u.CredentialStamp))) {
 		return Principal{}, ErrUnauthorized
 	}
 	if err != nil {
@@ -341,6 +363,8 @@ func (s *Service) Callback(ctx context.Context, providerName string, q url.Value
 	switch {
 	case errors.Is(err, store.ErrEmailTaken):
 		return fail(CodeEmailTaken)
+	case errors.Is(err, errUnproven):
+		return fail(CodeEmailNotVerified)
 	case errors.Is(err, errNoEmail):
 		return fail(CodeEmailRequired)
 	case errors.Is(err, store.ErrIdentityTaken):
@@ -352,7 +376,8 @@ func (s *Service) Callback(ctx context.Context, providerName string, q url.Value
 		return fail(CodeAccountDisabled)
 	}
 	code := flow.Random()
-	if err := s.flow.PutCode(ctx, code, flow.Code{UserID: u.ID, Provider: p.Name, IP: c.IP, UserAgent: c.UserAgent}); err != nil {
+	if err := s.flow.PutCode(ctx, code, flow.Code{UserID: u.ID, Provider: p.Name, Subject: ident.Subject,
+		IP: c.IP, UserAgent: c.UserAgent}); err != nil {
 		s.log.Error("store one-time code", zap.Error(err))
 		return fail(CodeServerError)
 	}
@@ -380,7 +405,12 @@ func (s *Service) finishLink(ctx context.Context, st flow.State, id store.Identi
 	return withParam(st.RedirectTo, "linked", id.Provider), nil
 }
 
-var errNoEmail = errors.New("no email")
+var (
+	errNoEmail = errors.New("no email")
+	// errUnproven: verification is required and the address is not proven yet; the
+	// answer is the same whether or not the address has an account.
+	errUnproven = errors.New("address not proven")
+)
 
 // resolve picks the account the identity signs in to:
 //   - the identity's own account when it is linked;
@@ -388,8 +418,13 @@ var errNoEmail = errors.New("no email")
 //     (the identity is linked to it), or, when that account never verified its
 //     address, a fresh account in its place (pre-hijack: whoever registered the
 //     address without proving it keeps nothing, password included);
+//   - else, with EMAIL_VERIFICATION_REQUIRED, no account and no session until our own
+//     email proves the address (proveAddress): errUnproven, whatever the address has;
 //   - else a new account (unverified unless the provider verified it), or
 //     ErrEmailTaken when the address has an account: the owner must sign in and link.
+//
+// An identity linked to an account whose address is unproven signs in only when
+// verification is not required, and proving the address (at auth) unlinks it.
 func (s *Service) resolve(ctx context.Context, id store.Identity, c Client) (store.User, error) {
 	signedIn := func(how string) events.Event {
 		return events.Event{Subject: SubjectSignedIn, Payload: map[string]any{"provider": id.Provider,
@@ -398,6 +433,9 @@ func (s *Service) resolve(ctx context.Context, id store.Identity, c Client) (sto
 	for attempt := 0; ; attempt++ {
 		u, err := s.store.UserByIdentity(ctx, id.Provider, id.Subject)
 		if err == nil {
+			if s.cfg.EmailVerificationRequired && !u.Verified() {
+				return store.User{}, errUnproven
+			}
 			id.UserID = u.ID
 			return u, s.store.SignedIn(ctx, id, signedIn("identity"))
 		}
@@ -412,6 +450,21 @@ func (s *Service) resolve(ctx context.Context, id store.Identity, c Client) (sto
 			nu.Roles = []string{"admin", "user"}
 		}
 		existing, err := s.store.UserByEmail(ctx, id.Email)
+		if !id.EmailVerified && s.cfg.EmailVerificationRequired && (err == nil || errors.Is(err, store.ErrNotFound)) {
+			var owner *store.User
+			if err == nil {
+				owner = &existing
+			}
+			err = s.proveAddress(ctx, owner, nu, id, c)
+			raced := errors.Is(err, store.ErrChanged) || errors.Is(err, store.ErrEmailTaken)
+			if raced && attempt < 2 {
+				continue // created or verified meanwhile: decide again
+			}
+			if err == nil || raced {
+				err = errUnproven
+			}
+			return store.User{}, err
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			u, err = s.store.CreateUser(ctx, nu, id,
@@ -430,15 +483,22 @@ func (s *Service) resolve(ctx context.Context, id store.Identity, c Client) (sto
 				signedIn("verified_email"))
 			u = existing
 		default:
+			// The old account's sessions end in the transaction and again after the
+			// commit. Neither is what stops its tokens: the store removes the account
+			// from auth's cache too, so auth and this service answer them "user not
+			// found" even if Redis failed both revocations (logged, not fatal).
+			revoke := func(ctx context.Context) {
+				if _, err := s.sessions.RevokeAll(ctx, existing.ID, ""); err != nil {
+					s.log.Error("revoke replaced account's sessions", zap.String("user_id", existing.ID), zap.Error(err))
+				}
+			}
 			u, err = s.store.ReplaceUnverified(ctx, existing.ID, nu, id,
+				func(ctx context.Context) error { revoke(ctx); return nil },
 				events.Event{Subject: SubjectAccountReplaced, Payload: map[string]any{"replaced_user_id": existing.ID,
 					"provider": id.Provider, "ip": c.IP, "user_agent": c.UserAgent}},
 				signedIn("replaced_unverified"))
 			if err == nil {
-				// The old account is gone; end whatever sessions it had.
-				if _, rerr := s.sessions.RevokeAll(ctx, existing.ID, ""); rerr != nil {
-					s.log.Error("revoke replaced account's sessions", zap.Error(rerr))
-				}
+				revoke(ctx)
 			}
 		}
 		// A concurrent sign-in or registration changed the picture: decide again.
@@ -449,6 +509,49 @@ func (s *Service) resolve(ctx context.Context, id store.Identity, c Client) (sto
 		}
 		return u, err
 	}
+}
+
+// proveAddress answers a sign-in whose provider did not vouch for the address, when
+// verification is required, the way auth's sign-up answers a register: nothing that
+// tells a stranger whether the address has an account, and an email to the address.
+//   - No account: an unverified one with nothing linked, and a verification email whose
+//     link proves the address and links this identity (a password sign-up's link does
+//     the same for its password).
+//   - An unverified account: a new such link (the account has proven nothing either).
+//   - A verified account: a notice to its owner; nothing is linked (sign in and link).
+//
+// Emails spend the address's budget (RATE_LIMIT_EMAILS_PER_ADDRESS, shared with auth);
+// a spent budget sends nothing and answers the same.
+func (s *Service) proveAddress(ctx context.Context, owner *store.User, nu store.NewUser, id store.Identity, c Client) error {
+	bucket := ""
+	if owner != nil && owner.Verified() {
+		bucket = "notice:"
+	}
+	if d, err := s.budget.Allow(ctx, ratelimit.PurposeEmails, ratelimit.AddressKey(bucket, id.Email)); err != nil {
+		return err
+	} else if !d.Allowed {
+		return nil
+	}
+	if owner != nil && owner.Verified() {
+		return s.store.Notify(ctx, owner.ID, events.Event{Subject: SubjectRegisterExisting, Payload: map[string]any{
+			"email": owner.Email, "name": owner.Name, "provider": id.Provider}})
+	}
+	raw := flow.Random()
+	sum := sha256.Sum256([]byte(raw))
+	p := store.Proof{Hash: sum[:], ExpiresAt: time.Now().Add(s.cfg.VerificationTTL).UTC(), Identity: id}
+	mail := func(email, name string) events.Event {
+		return events.Event{Subject: SubjectVerificationRequested, Payload: map[string]any{"email": email, "name": name,
+			"token": raw, "expires_at": p.ExpiresAt, "provider": id.Provider}}
+	}
+	if owner != nil {
+		return s.store.SendProof(ctx, owner.ID, p, mail(owner.Email, owner.Name))
+	}
+	nu.Verified, nu.Roles = false, []string{"user"}
+	_, err := s.store.CreatePending(ctx, nu, p,
+		events.Event{Subject: SubjectUserRegistered, Payload: map[string]any{"method": "oauth",
+			"provider": id.Provider, "ip": c.IP, "user_agent": c.UserAgent}},
+		mail(nu.Email, nu.Name))
+	return err
 }
 
 func clip(s string, n int) string {
@@ -482,8 +585,10 @@ func (s *Service) Token(ctx context.Context, code string) (Pair, error) {
 	if err != nil {
 		return Pair{}, err
 	}
-	u, err := s.store.UserByID(ctx, rec.UserID)
-	if errors.Is(err, store.ErrNotFound) {
+	// The identity must still sign in to the account (proving the address at auth
+	// may have unlinked it since the code was issued).
+	u, err := s.store.UserByIdentity(ctx, rec.Provider, rec.Subject)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.ID != rec.UserID) {
 		return Pair{}, ErrInvalidCode
 	}
 	if err != nil {
@@ -492,22 +597,25 @@ func (s *Service) Token(ctx context.Context, code string) (Pair, error) {
 	if u.DisabledAt != nil {
 		return Pair{}, ErrAccountDisabled
 	}
+	if s.cfg.EmailVerificationRequired && !u.Verified() {
+		return Pair{}, ErrInvalidCode
+	}
 	amr := []string{"oauth"}
 	if u.MFAEnabled {
 		// A provider's sign-in is one factor: an account with MFA on is entered only
 		// with its second, at auth's /v1/auth/login/mfa (amr then oauth + otp).
 		raw, hash := mfachallenge.NewToken()
 		if err := s.challenges.Create(ctx, hash, mfachallenge.Challenge{UserID: u.ID, IP: rec.IP,
-			UserAgent: rec.UserAgent, AMR: amr}, mfachallenge.TTL); err != nil {
+			UserAgent: rec.UserAgent, AMR: amr, Stamp: u.CredentialStamp}, mfachallenge.TTL); err != nil {
 			return Pair{}, err
 		}
 		return Pair{MFARequired: true, MFAToken: raw, User: u}, nil
 	}
-	sess, rt, err := s.sessions.Create(ctx, u.ID, u.Email, amr, session.Meta{IP: rec.IP, UserAgent: rec.UserAgent})
+	sess, rt, err := s.sessions.Create(ctx, u.ID, u.Email, amr, u.CredentialStamp, session.Meta{IP: rec.IP, UserAgent: rec.UserAgent})
 	if err != nil {
 		return Pair{}, err
 	}
-	at, _, err := s.issuer.Issue(u.ID, sess.ID, u.Roles, amr)
+	at, _, err := s.issuer.Issue(u.ID, sess.ID, sess.CreatedAt, u.Roles, amr)
 	if err != nil {
 		return Pair{}, err
 	}

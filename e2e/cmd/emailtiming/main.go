@@ -1,0 +1,294 @@
+// Command emailtiming measures how long POST /v1/auth/password/forgot and
+// /v1/auth/email/resend take to answer for an address with an account and for addresses
+// without one (issue 14, item 13: a difference is an enumeration oracle), against the
+// real bin/auth (make build) on a database, NATS namespace and keys of its own, on the
+// machine's PostgreSQL, Redis and NATS. The known account is unverified, so both routes
+// have an email to send it; the unknown addresses are fresh each time. Requests alternate
+// known and unknown (which goes first alternates too) from one keep-alive client, after a
+// warm-up. It prints the median and p90 of each side and asserts nothing: tests never
+// assert times (TestEmailRequestAnswerDoesTheSameWorkForKnownAndUnknownAddresses checks
+// that both answers do the same work).
+//
+// Run it from the repository root: make email-timing (or go run ./e2e/cmd/emailtiming
+// after make build). -n sets the samples per side and route (default 300), -bin the
+// binary (another build, to compare).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talentforge/auth/pkg/natstest"
+
+	"github.com/talentforge/auth/e2e/internal/local"
+)
+
+func say(format string, args ...any) { fmt.Printf("emailtiming: "+format+"\n", args...) }
+
+func main() {
+	n := flag.Int("n", 300, "samples per side (known, unknown) and route")
+	warmup := flag.Int("warmup", 30, "unmeasured requests per side and route first")
+	bin := flag.String("bin", "", "the auth binary (default bin/auth of the repository)")
+	flag.Parse()
+	if err := run(*n, *warmup, *bin); err != nil {
+		say("FAIL %v", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, warmup int, bin string) error {
+	if n < 1 {
+		return errors.New("-n must be at least 1")
+	}
+	root, err := local.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if bin == "" {
+		bin = filepath.Join(root, "bin", "auth")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s is missing: run make build first (make email-timing does)", bin)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	base := os.Getenv("DATABASE_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/auth?sslmode=disable"
+	}
+	natsURL := os.Getenv("NATS_URL")
+	if natsURL == "" {
+		natsURL = "nats://127.0.0.1:4222"
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %v", err)
+	}
+	db := "emailtiming_" + local.RandomHex(5)
+	u.Path = "/" + db
+	own := u.String()
+	u.Path = "/postgres"
+	admin := u.String()
+	ns := "emailtiming" + local.RandomHex(5)
+	tmp, err := os.MkdirTemp("", "emailtiming-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	defer cleanup(admin, db, natsURL, ns)
+
+	ports, err := local.FreePorts(1)
+	if err != nil {
+		return err
+	}
+	authURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	// Every budget is wide, so nothing is refused and every known request would send
+	// (a spent per-address budget would hide what sending costs); the client IP is one
+	// of the run's own, claimed behind a trusted proxy, so no other run shares a budget.
+	env := []string{}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "CONFIG_FILE" || strings.HasSuffix(k, "_FILE") || strings.HasPrefix(k, "RATE_LIMIT_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env,
+		"DATABASE_URL="+own, "NATS_URL="+natsURL, "NATS_NAMESPACE="+ns,
+		"EVENT_KEYS=timing:"+local.RandomKey(), "MFA_ENCRYPTION_KEYS=timing:"+local.RandomKey(),
+		"JWT_KEYS_DIR="+filepath.Join(tmp, "keys"), "PUBLIC_URL="+authURL,
+		fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", ports[0]), "LOG_LEVEL=warn", "LOG_FORMAT=console",
+		"TRUSTED_PROXIES=127.0.0.1/32",
+		"RATE_LIMIT_GLOBAL=1000000/h", "RATE_LIMIT_REGISTER=1000000/h", "RATE_LIMIT_FORGOT=1000000/h",
+		"RATE_LIMIT_RESEND=1000000/h", "RATE_LIMIT_EMAILS_PER_ADDRESS=1000000/h",
+	)
+	migrate := exec.CommandContext(ctx, bin, "migrate")
+	migrate.Env = env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s migrate: %v\n%s", bin, err, out)
+	}
+	logPath := filepath.Join(tmp, "auth.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %v", bin, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	if err := waitReady(ctx, authURL+"/readyz", done); err != nil {
+		out, _ := os.ReadFile(logPath)
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	version, _ := exec.Command(bin, "version").Output()
+	say("%s (%s), database %s", bin, strings.TrimSpace(string(version)), db)
+
+	c := &client{base: authURL, ip: fmt.Sprintf("2001:db8:%s:%s::1", local.RandomHex(2), local.RandomHex(2)),
+		http: &http.Client{Timeout: 10 * time.Second}}
+	known := "timing-known-" + local.RandomHex(4) + "@example.com"
+	if _, err := c.post(ctx, "/v1/auth/register", map[string]string{"email": known, "password": "plum kettle orbit 42"}); err != nil {
+		return err
+	}
+	unknown := func() string { return "timing-unknown-" + local.RandomHex(6) + "@example.com" }
+
+	say("%d samples per side and route after %d warm-up requests, known and unknown alternating", n, warmup)
+	fmt.Printf("%-30s %-8s %10s %10s\n", "route", "address", "median", "p90")
+	for _, route := range []string{"/v1/auth/password/forgot", "/v1/auth/email/resend"} {
+		var k, un []time.Duration
+		for i := range warmup + n {
+			// Which side goes first alternates, so neither always follows the other.
+			order := []bool{true, false}
+			if i%2 == 1 {
+				order = []bool{false, true}
+			}
+			for _, isKnown := range order {
+				addr := known
+				if !isKnown {
+					addr = unknown()
+				}
+				d, err := c.post(ctx, route, map[string]string{"email": addr})
+				if err != nil {
+					return err
+				}
+				if i < warmup {
+					continue
+				}
+				if isKnown {
+					k = append(k, d)
+				} else {
+					un = append(un, d)
+				}
+			}
+		}
+		km, kp := stats(k)
+		um, up := stats(un)
+		fmt.Printf("%-30s %-8s %10s %10s\n", route, "known", km, kp)
+		fmt.Printf("%-30s %-8s %10s %10s\n", "", "unknown", um, up)
+		fmt.Printf("%-30s %-8s %10s %10s\n", "", "k - u", km-um, kp-up)
+	}
+	return nil
+}
+
+// stats returns the median and the 90th percentile (nearest rank), to the microsecond.
+func stats(ds []time.Duration) (median, p90 time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.5) - 1
+		return s[max(0, min(i, len(s)-1))].Round(time.Microsecond)
+	}
+	return rank(0.5), rank(0.9)
+}
+
+type client struct {
+	base, ip string
+	http     *http.Client
+}
+
+// post sends one JSON request, wants 202, and returns how long the answer took, from
+// the send to the last byte of the body.
+func (c *client) post(ctx context.Context, path string, body any) (time.Duration, error) {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", c.ip)
+	start := time.Now()
+	res, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	data, err := io.ReadAll(res.Body)
+	d := time.Since(start)
+	res.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	if res.StatusCode != http.StatusAccepted {
+		return 0, fmt.Errorf("POST %s: %d %s, want 202", path, res.StatusCode, bytes.TrimSpace(data))
+	}
+	return d, nil
+}
+
+func waitReady(ctx context.Context, u string, exited <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("auth exited: %v", err)
+		default:
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("auth not ready at %s", u)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cleanup drops the run's database and deletes its JetStream streams.
+func cleanup(adminURL, db, natsURL, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, adminURL); err == nil {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
+			say("drop database %s: %v", db, err)
+		}
+		conn.Close(ctx)
+	} else {
+		say("drop database %s: %v", db, err)
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("emailtiming"), nats.Timeout(5*time.Second))
+	if err != nil {
+		say("delete the streams of %s: %v", ns, err)
+		return
+	}
+	defer nc.Close()
+	if js, err := jetstream.New(nc); err == nil {
+		if _, err := natstest.DeleteNamespace(ctx, js, ns); err != nil {
+			say("delete the streams of %s: %v", ns, err)
+		}
+	}
+}
