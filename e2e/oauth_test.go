@@ -25,27 +25,7 @@ func TestOAuthSessionThroughAuth(t *testing.T) {
 	email := "oauth-" + randomHex(4) + "@example.com"
 	s.oidc.QueueUser(&mockoidc.MockUser{Subject: "e2e-" + randomHex(4), Email: email, EmailVerified: true})
 
-	noFollow := &http.Client{Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	step := func(raw string, cookies []*http.Cookie) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, raw, nil)
-		for _, c := range cookies {
-			req.AddCookie(c)
-		}
-		res, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusFound {
-			t.Fatalf("GET %s: %d", raw, res.StatusCode)
-		}
-		return res
-	}
-	start := step(s.oauthURL+"/v1/oauth/acme/authorize?redirect_to="+url.QueryEscape(appURL), nil)
-	callback := step(start.Header.Get("Location"), nil).Header.Get("Location")
-	done, _ := url.Parse(step(callback, start.Cookies()).Header.Get("Location"))
+	done := oidcSignIn(t, s)
 	code := done.Query().Get("code")
 	if !strings.HasPrefix(done.String(), appURL) || code == "" {
 		t.Fatalf("app sent to %s", done)
@@ -107,6 +87,67 @@ func TestOAuthSessionThroughAuth(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A provider that does not vouch for the address: no session until our own email
+// proves it. The verification email comes from the oauth process through the outbox,
+// JetStream and the token-worker; its link, used at auth, verifies the address and links
+// the identity, which then signs in. Another identity claiming the address afterwards
+// gets the same answer and links nothing.
+func TestUnprovenProviderAddressThroughOurEmail(t *testing.T) {
+	s := startStack(t)
+	email := "oauth-unproven-" + randomHex(4) + "@example.com"
+	subject := "e2e-" + randomHex(4)
+
+	s.oidc.QueueUser(&mockoidc.MockUser{Subject: subject, Email: email, EmailVerified: false})
+	if done := oidcSignIn(t, s); done.Query().Get("error") != "email_not_verified" || done.Query().Get("code") != "" {
+		t.Fatalf("unproven address: app sent to %s", done)
+	}
+	verify := s.waitMail(email, 1)[0]
+	s.mustPost("/v1/auth/email/verify", map[string]string{"token": tokenFrom(t, verify, "verify-email")}, http.StatusOK)
+
+	s.oidc.QueueUser(&mockoidc.MockUser{Subject: subject, Email: email, EmailVerified: false})
+	done := oidcSignIn(t, s)
+	status, body := postJSON(t, s.oauthURL+"/v1/oauth/token", map[string]string{"code": done.Query().Get("code")}, "")
+	if status != http.StatusOK || !strings.Contains(string(body), `"email_verified":true`) {
+		t.Fatalf("sign-in after the proof (%s): %d %s", done, status, body)
+	}
+
+	s.oidc.QueueUser(&mockoidc.MockUser{Subject: "e2e-squatter-" + randomHex(4), Email: email, EmailVerified: false})
+	if done := oidcSignIn(t, s); done.Query().Get("error") != "email_not_verified" {
+		t.Fatalf("another unproven identity for a verified address: app sent to %s", done)
+	}
+}
+
+// oidcSignIn walks a browser through the acme provider's sign-in (the mock signs in the
+// user queued last) and returns where the oauth process sent it back.
+func oidcSignIn(t *testing.T, s *stack) *url.URL {
+	t.Helper()
+	noFollow := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	step := func(raw string, cookies []*http.Cookie) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, raw, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		res, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusFound {
+			t.Fatalf("GET %s: %d", raw, res.StatusCode)
+		}
+		return res
+	}
+	start := step(s.oauthURL+"/v1/oauth/acme/authorize?redirect_to="+url.QueryEscape(appURL), nil)
+	callback := step(start.Header.Get("Location"), nil).Header.Get("Location")
+	done, err := url.Parse(step(callback, start.Cookies()).Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return done
 }
 
 func postJSON(t *testing.T, url string, body any, bearer string) (int, []byte) {
