@@ -77,8 +77,11 @@ type App struct {
 	// Emails processes the forgot-password and resend requests the service accepted;
 	// New runs it until Close (not ctx: the requests answered while the server drains
 	// are processed too), unless WithoutEmailProcessor.
-	Emails  *emailqueue.Processor
-	closers []func() error
+	Emails *emailqueue.Processor
+	// Accounts is the use cases; it is the handler of Emails (tests drive a processor
+	// that does not run with it: Emails.ProcessDue, Emails.HouseKeep).
+	Accounts *account.Service
+	closers  []func() error
 }
 
 // Option changes how New composes the service.
@@ -224,6 +227,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		account.WithMFA(a.MFA, store.NewMFAChallenges(a.Redis)),
 		account.WithEmailRequests(store.NewEmailRequests(users), a.Emails.Wake),
 	)
+	a.Accounts = svc
 	if !o.noEmails {
 		// Stopped by Close, before PostgreSQL and Redis (closers run newest first).
 		a.closers = append(a.closers, a.Emails.Start(context.WithoutCancel(ctx), svc))

@@ -162,11 +162,13 @@ func (p *Processor) Run(ctx context.Context, h Handler) {
 		case id := <-p.wake:
 			p.one(ctx, h, id)
 		case <-tick.C:
-			p.ProcessDue(ctx, h)
+			// Expired requests go first, so the first round of a replica starting with
+			// requests older than the maximum age waiting never sends them.
 			if time.Since(kept) >= p.o.houseKeep {
 				kept = time.Now()
-				p.houseKeep(ctx, h)
+				p.HouseKeep(ctx, h)
 			}
+			p.ProcessDue(ctx, h)
 		}
 	}
 }
@@ -226,7 +228,10 @@ func (p *Processor) drain(ctx context.Context, h Handler) {
 	}
 }
 
-func (p *Processor) houseKeep(ctx context.Context, h Handler) {
+// HouseKeep drops the requests older than the maximum age (auth_email_requests_expired_total)
+// and counts the ones waiting (the gauges auth_email_requests_pending and
+// auth_email_requests_oldest_pending_age_seconds); Run calls it every 15 s.
+func (p *Processor) HouseKeep(ctx context.Context, h Handler) {
 	if n, err := h.ExpireEmailRequests(ctx, p.o.maxAge); err != nil {
 		if ctx.Err() == nil {
 			p.log.Warn("drop expired email requests", zap.Error(err))
