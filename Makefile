@@ -94,7 +94,8 @@ fuzz: ## run each fuzz target for FUZZTIME (seed corpora run in `make test` too)
 	@set -eo pipefail; for t in FuzzNormalize:./pkg/emailaddr FuzzBindJSON:./pkg/httpx \
 		FuzzParseRefreshToken:./pkg/session FuzzVerify:./pkg/token; do \
 		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s "$${t#*:}" | tail -n 1; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s "$${t#*:}" 2>&1) \
+			|| { echo "$$out"; exit 1; }; echo "$$out" | tail -n 1; \
 	done
 
 .PHONY: lint

@@ -52,8 +52,22 @@ func Normalize(raw string) (string, error) {
 
 // Fold is the canonical form without the validation: trimmed, NFKC, lower case. Use it
 // for partial addresses such as search prefixes.
+//
+// Lower-casing can undo NFKC (U+0130 İ becomes i + U+0307, which then composes with a
+// following accent), so one pass is not canonical: folding the result again would give
+// another string, and the same address could be stored twice or fail to match itself.
+// Fold therefore repeats NFKC and lower case until the string stops changing (two rounds
+// for the worst case known; the bound only guards against a Unicode surprise).
 func Fold(raw string) string {
-	return strings.ToLower(norm.NFKC.String(strings.TrimSpace(raw)))
+	s := norm.NFKC.String(strings.TrimSpace(raw))
+	for range 8 {
+		next := norm.NFKC.String(strings.ToLower(s))
+		if next == s {
+			break
+		}
+		s = next
+	}
+	return s
 }
 
 // LocalPart returns what stands before the @ of a normalised address.

@@ -15,6 +15,8 @@ func TestNormalize(t *testing.T) {
 		{"e\u0301lise@example.com", "\u00e9lise@example.com"}, // NFD → NFC
 		{"\uff41lice@example.com", "alice@example.com"},       // fullwidth a
 		{"first.last+tag@sub.example.org", "first.last+tag@sub.example.org"},
+		// Lower-casing U+0130 undoes NFKC: one fold gave a form a second fold changed.
+		{"a\u0130\u0301@b.c", "a\u00ed@b.c"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -52,7 +54,9 @@ func TestLocalPart(t *testing.T) {
 }
 
 func FuzzNormalize(f *testing.F) {
-	for _, s := range []string{"alice@example.com", " A@B.C ", "\uff41@b.c", "x"} {
+	// The last ones: letters whose lower case undoes NFKC (a single fold was not canonical).
+	for _, s := range []string{"alice@example.com", " A@B.C ", "\uff41@b.c", "x",
+		"a\u0130\u0301@b.c", "a\u03aa\u0301@b.c", "a\u1fbc\u0301@b.c", "a\u03d4\u0301@b.c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
