@@ -52,9 +52,9 @@ run: var/event-keys var/mfa-keys ## start PostgreSQL/Redis/NATS if needed, build
 smoke: build ## sign up end to end on real processes, own database and ports: register, email via Mailpit, verify, login, reset
 	$(GO) run ./e2e/cmd/smoke
 
-.PHONY: email-timing
-email-timing: build ## forgot/resend answer times, known vs unknown address, on bin/auth: median, p90, asserts nothing (TIMINGFLAGS, e.g. -n 500)
-	$(GO) run ./e2e/cmd/emailtiming $(TIMINGFLAGS)
+.PHONY: enum-timing
+enum-timing: build ## answer times of forgot, resend and login, known vs unknown address, on bin/auth: median, p90, Mann-Whitney U; asserts nothing (TIMINGFLAGS, e.g. -n 500)
+	$(GO) run ./e2e/cmd/enumtiming $(TIMINGFLAGS)
 
 .PHONY: test
 test: ## every test of every module against the local PostgreSQL, Redis and NATS, with -race

@@ -1,16 +1,21 @@
-// Command emailtiming measures how long POST /v1/auth/password/forgot and
-// /v1/auth/email/resend take to answer for an address with an account and for addresses
-// without one (issue 14, item 13: a difference is an enumeration oracle), against the
-// real bin/auth (make build) on a database, NATS namespace and keys of its own, on the
-// machine's PostgreSQL, Redis and NATS. The known account is unverified, so both routes
-// have an email to send it; the unknown addresses are fresh each time. Requests alternate
-// known and unknown (which goes first alternates too) from one keep-alive client, after a
-// warm-up. It prints the median and p90 of each side and a Mann-Whitney U test of the
-// two, and asserts nothing: tests never
-// assert times (TestEmailRequestAnswerDoesTheSameWorkForKnownAndUnknownAddresses checks
-// that both answers do the same work).
+// Command enumtiming measures whether the answer time of the routes that must not tell
+// whether an address has an account does tell it, against the real bin/auth (make build)
+// in its own process, on a database, NATS namespace and keys of its own, on the machine's
+// PostgreSQL, Redis and NATS:
+//   - POST /v1/auth/password/forgot and /v1/auth/email/resend (issue 14, item 13), for an
+//     address with an account and for addresses without one; the known account is
+//     unverified, so both routes have an email to send it;
+//   - POST /v1/auth/login with a wrong password, for that account and for addresses
+//     without one (an unknown address pays a dummy argon2id verify).
 //
-// Run it from the repository root: make email-timing (or go run ./e2e/cmd/emailtiming
+// The unknown addresses are fresh each time. Requests alternate known and unknown (which
+// goes first alternates too) from one keep-alive client, after a warm-up. It prints the
+// median and p90 of each side and a Mann-Whitney U test of the two (SECURITY-TESTS.md,
+// D.23 and D.25), and asserts nothing: tests never assert times
+// (TestEmailRequestAnswerDoesTheSameWorkForKnownAndUnknownAddresses checks that both
+// answers of forgot and resend do the same work).
+//
+// Run it from the repository root: make enum-timing (or go run ./e2e/cmd/enumtiming
 // after make build). -n sets the samples per side and route (default 300), -bin the
 // binary (another build, to compare).
 package main
@@ -45,7 +50,7 @@ import (
 	"github.com/talentforge/auth/e2e/internal/local"
 )
 
-func say(format string, args ...any) { fmt.Printf("emailtiming: "+format+"\n", args...) }
+func say(format string, args ...any) { fmt.Printf("enumtiming: "+format+"\n", args...) }
 
 func main() {
 	n := flag.Int("n", 300, "samples per side (known, unknown) and route")
@@ -70,7 +75,7 @@ func run(n, warmup int, bin string) error {
 		bin = filepath.Join(root, "bin", "auth")
 	}
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s is missing: run make build first (make email-timing does)", bin)
+		return fmt.Errorf("%s is missing: run make build first (make enum-timing does)", bin)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -87,13 +92,13 @@ func run(n, warmup int, bin string) error {
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %v", err)
 	}
-	db := "emailtiming_" + local.RandomHex(5)
+	db := "enumtiming_" + local.RandomHex(5)
 	u.Path = "/" + db
 	own := u.String()
 	u.Path = "/postgres"
 	admin := u.String()
-	ns := "emailtiming" + local.RandomHex(5)
-	tmp, err := os.MkdirTemp("", "emailtiming-")
+	ns := "enumtiming" + local.RandomHex(5)
+	tmp, err := os.MkdirTemp("", "enumtiming-")
 	if err != nil {
 		return err
 	}
@@ -124,6 +129,9 @@ func run(n, warmup int, bin string) error {
 		"TRUSTED_PROXIES=127.0.0.1/32",
 		"RATE_LIMIT_GLOBAL=1000000/h", "RATE_LIMIT_REGISTER=1000000/h", "RATE_LIMIT_FORGOT=1000000/h",
 		"RATE_LIMIT_RESEND=1000000/h", "RATE_LIMIT_EMAILS_PER_ADDRESS=1000000/h",
+		// The throttle's thresholds are at their maximum (100); the login probe spreads its
+		// failures over accounts and client addresses so that none reaches them.
+		"RATE_LIMIT_LOGIN=1000000/h", "LOGIN_THROTTLE_FAILURES=100", "LOGIN_THROTTLE_IP_FAILURES=100",
 	)
 	migrate := exec.CommandContext(ctx, bin, "migrate")
 	migrate.Env = env
@@ -163,14 +171,40 @@ func run(n, warmup int, bin string) error {
 	c := &client{base: authURL, ip: fmt.Sprintf("2001:db8:%s:%s::1", local.RandomHex(2), local.RandomHex(2)),
 		http: &http.Client{Timeout: 10 * time.Second}}
 	known := "timing-known-" + local.RandomHex(4) + "@example.com"
-	if _, err := c.post(ctx, "/v1/auth/register", map[string]string{"email": known, "password": "plum kettle orbit 42"}); err != nil {
+	if _, err := c.post(ctx, "/v1/auth/register", map[string]string{"email": known, "password": "plum kettle orbit 42"},
+		http.StatusAccepted); err != nil {
 		return err
 	}
 	unknown := func() string { return "timing-unknown-" + local.RandomHex(6) + "@example.com" }
+	// Wrong passwords count in the login throttle: each known account takes at most 90 of
+	// them, and each login comes from an address (an IPv6 /64) of its own.
+	knownLogins := []string{known}
+	for len(knownLogins)*90 < warmup+n {
+		k := "timing-known-" + local.RandomHex(4) + "@example.com"
+		if _, err := c.post(ctx, "/v1/auth/register", map[string]string{"email": k, "password": "plum kettle orbit 42"},
+			http.StatusAccepted); err != nil {
+			return err
+		}
+		knownLogins = append(knownLogins, k)
+	}
+	baseIP := c.ip
 
 	say("%d samples per side and route after %d warm-up requests, known and unknown alternating", n, warmup)
 	fmt.Printf("%-30s %-8s %10s %10s\n", "route", "address", "median", "p90")
-	for _, route := range []string{"/v1/auth/password/forgot", "/v1/auth/email/resend"} {
+	emailOnly := func(addr string) any { return map[string]string{"email": addr} }
+	probes := []struct {
+		route string
+		want  int
+		body  func(addr string) any
+	}{
+		{"/v1/auth/password/forgot", http.StatusAccepted, emailOnly},
+		{"/v1/auth/email/resend", http.StatusAccepted, emailOnly},
+		{"/v1/auth/login", http.StatusUnauthorized, func(addr string) any {
+			return map[string]string{"email": addr, "password": "not the password 0"}
+		}},
+	}
+	for _, p := range probes {
+		route := p.route
 		var k, un []time.Duration
 		for i := range warmup + n {
 			// Which side goes first alternates, so neither always follows the other.
@@ -180,10 +214,15 @@ func run(n, warmup int, bin string) error {
 			}
 			for _, isKnown := range order {
 				addr := known
+				c.ip = baseIP
+				if p.route == "/v1/auth/login" {
+					addr = knownLogins[i%len(knownLogins)]
+					c.ip = fmt.Sprintf("2001:db8:%s:%s::1", local.RandomHex(2), local.RandomHex(2))
+				}
 				if !isKnown {
 					addr = unknown()
 				}
-				d, err := c.post(ctx, route, map[string]string{"email": addr})
+				d, err := c.post(ctx, route, p.body(addr), p.want)
 				if err != nil {
 					return err
 				}
@@ -267,9 +306,9 @@ type client struct {
 	http     *http.Client
 }
 
-// post sends one JSON request, wants 202, and returns how long the answer took, from
-// the send to the last byte of the body.
-func (c *client) post(ctx context.Context, path string, body any) (time.Duration, error) {
+// post sends one JSON request, wants the status want, and returns how long the answer
+// took, from the send to the last byte of the body.
+func (c *client) post(ctx context.Context, path string, body any, want int) (time.Duration, error) {
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
 	if err != nil {
@@ -288,8 +327,8 @@ func (c *client) post(ctx context.Context, path string, body any) (time.Duration
 	if err != nil {
 		return 0, err
 	}
-	if res.StatusCode != http.StatusAccepted {
-		return 0, fmt.Errorf("POST %s: %d %s, want 202", path, res.StatusCode, bytes.TrimSpace(data))
+	if res.StatusCode != want {
+		return 0, fmt.Errorf("POST %s: %d %s, want %d", path, res.StatusCode, bytes.TrimSpace(data), want)
 	}
 	return d, nil
 }
@@ -328,7 +367,7 @@ func cleanup(adminURL, db, natsURL, ns string) {
 	} else {
 		say("drop database %s: %v", db, err)
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("emailtiming"), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(natsURL, nats.Name("enumtiming"), nats.Timeout(5*time.Second))
 	if err != nil {
 		say("delete the streams of %s: %v", ns, err)
 		return
