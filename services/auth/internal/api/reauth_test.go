@@ -135,13 +135,7 @@ func TestReauthFreshSessionNeedsNoPassword(t *testing.T) {
 func TestSessionFromOldPasswordEndsAfterReset(t *testing.T) {
 	t.Parallel()
 	e := apitest.Start(t, nil)
-	ctx := context.Background()
-	email, pair := e.NewUser(t)
-	sessions := session.New(e.App.Redis)
-	first, err := sessions.Get(ctx, pair.User.ID, sessionOf(t, e, pair.AccessToken))
-	if err != nil || first.Stamp == "" {
-		t.Fatalf("the login's session has no credential stamp: %+v, %v", first, err)
-	}
+	email, pair, stamp := signedInStamp(t, e)
 
 	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/password/forgot", map[string]string{"email": email}, ""), http.StatusAccepted, "")
 	tok := waitOutboxToken(t, e, email, "auth.email.password_reset_requested")
@@ -149,7 +143,7 @@ func TestSessionFromOldPasswordEndsAfterReset(t *testing.T) {
 		map[string]string{"token": tok, "password": "a brand new passphrase 7"}, ""), http.StatusNoContent, "")
 
 	// The racing login's session: opened after the reset, with the stamp it read before.
-	at, rt := openSession(t, e, pair.User.ID, email, first.Stamp, "pwd")
+	at, rt := openSession(t, e, pair.User.ID, email, stamp, "pwd")
 	apitest.Expect(t, e.Do(http.MethodGet, "/v1/users/me", nil, at), http.StatusUnauthorized, "")
 	apitest.Expect(t, e.Do(http.MethodGet, "/v1/auth/verify", nil, at), http.StatusUnauthorized, "")
 	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/refresh", map[string]string{"refresh_token": rt}, ""),
@@ -166,13 +160,7 @@ func TestSessionFromOldPasswordEndsAfterReset(t *testing.T) {
 func TestPasswordChangeEndsOldStampedSessionsKeepsOwn(t *testing.T) {
 	t.Parallel()
 	e := apitest.Start(t, nil)
-	ctx := context.Background()
-	email, pair := e.NewUser(t)
-	sessions := session.New(e.App.Redis)
-	first, err := sessions.Get(ctx, pair.User.ID, sessionOf(t, e, pair.AccessToken))
-	if err != nil {
-		t.Fatal(err)
-	}
+	email, pair, stamp := signedInStamp(t, e)
 	apitest.Expect(t, e.Do(http.MethodPost, "/v1/users/me/password",
 		map[string]string{"current_password": apitest.Password, "new_password": "another fine passphrase 9"}, pair.AccessToken),
 		http.StatusNoContent, "")
@@ -180,7 +168,7 @@ func TestPasswordChangeEndsOldStampedSessionsKeepsOwn(t *testing.T) {
 	r := e.Do(http.MethodPost, "/v1/auth/refresh", map[string]string{"refresh_token": pair.RefreshToken}, "")
 	apitest.Expect(t, r, http.StatusOK, "")
 
-	at, _ := openSession(t, e, pair.User.ID, email, first.Stamp, "pwd")
+	at, _ := openSession(t, e, pair.User.ID, email, stamp, "pwd")
 	apitest.Expect(t, e.Do(http.MethodGet, "/v1/users/me", nil, at), http.StatusUnauthorized, "")
 }
 
@@ -213,6 +201,17 @@ func openSession(t *testing.T, e *apitest.Env, userID, email, stamp, amr string)
 		t.Fatal(err)
 	}
 	return at, rt
+}
+
+// signedInStamp signs a new user in and returns the credential stamp its session got.
+func signedInStamp(t *testing.T, e *apitest.Env) (string, apitest.Pair, string) {
+	t.Helper()
+	email, pair := e.NewUser(t)
+	sess, err := session.New(e.App.Redis).Get(context.Background(), pair.User.ID, sessionOf(t, e, pair.AccessToken))
+	if err != nil || sess.Stamp == "" {
+		t.Fatalf("the login's session has no credential stamp: %+v, %v", sess, err)
+	}
+	return email, pair, sess.Stamp
 }
 
 func sessionOf(t *testing.T, e *apitest.Env, at string) string {
