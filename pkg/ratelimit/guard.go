@@ -54,8 +54,16 @@ func (g *Guard) LoginSucceeded(ctx context.Context, account, ip string) error {
 // service that mails an address spends the same one.
 const PurposeEmails = "emails_per_address"
 
-// AddressKey keys an address in a per-address budget: a bucket (the kind of email, e.g.
-// "notice:") and a hash of the address, so Redis never holds an address someone typed.
+// The buckets of the per-address email budget: links (verification, reset) and notices
+// (someone tried to sign up with the address) count apart, so notices cannot use up the
+// owner's links.
+const (
+	BucketLinks   = ""
+	BucketNotices = "notice:"
+)
+
+// AddressKey keys an address in a per-address budget: a bucket (BucketLinks,
+// BucketNotices) and a hash of the address, so Redis never holds an address someone typed.
 func AddressKey(bucket, address string) string {
 	sum := sha256.Sum256([]byte(address))
 	return bucket + hex.EncodeToString(sum[:16])

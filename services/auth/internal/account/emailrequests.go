@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/talentforge/auth/pkg/emailaddr"
+	"github.com/talentforge/auth/pkg/ratelimit"
 )
 
 // Forgot-password and resend answer before anything depends on the address: the per-IP
@@ -162,7 +163,7 @@ func (s *Service) linkEmail(ctx context.Context, r EmailRequest, u *User) (*Link
 	default:
 		return nil, "", fmt.Errorf("email request %s: unknown kind %q", r.ID, r.Kind)
 	}
-	send, err := s.spendEmail(ctx, budgetLinks, u.Email)
+	send, err := s.spendEmail(ctx, ratelimit.BucketLinks, u.Email)
 	if err != nil {
 		return nil, "", err
 	}

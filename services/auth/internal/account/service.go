@@ -62,7 +62,6 @@ type Profiles interface {
 	// in one Redis round trip when the user is cached. An error with a zero Session
 	// is the rotation's; with the Session set, the user could not be loaded.
 	RefreshSession(ctx context.Context, refreshToken string, m session.Meta) (session.Session, string, User, error)
-	Invalidate(ctx context.Context, userIDs ...string) error
 }
 
 // Sessions is the Redis session store shared with the oauth service.
@@ -258,7 +257,7 @@ func (s *Service) Register(ctx context.Context, rawEmail, pw, name string, c Cli
 	now := s.now().UTC().Truncate(time.Microsecond) // what PostgreSQL keeps
 	u := User{ID: uuid.NewString(), Email: email, Name: name, PasswordHash: hash, Roles: []string{"user"}, CreatedAt: now}
 	events := []Event{{Subject: SubjectRegistered, Payload: map[string]any{"user_id": u.ID, "ip": c.IP, "user_agent": c.UserAgent}}}
-	send, err := s.spendEmail(ctx, budgetLinks, email)
+	send, err := s.spendEmail(ctx, ratelimit.BucketLinks, email)
 	if err != nil {
 		return RegisterResult{}, err
 	}
@@ -295,7 +294,7 @@ func (s *Service) registerTaken(ctx context.Context, owner User) (RegisterResult
 	if !s.cfg.EmailVerificationRequired {
 		return RegisterResult{}, ErrEmailTaken
 	}
-	send, err := s.spendEmail(ctx, budgetNotices, owner.Email)
+	send, err := s.spendEmail(ctx, ratelimit.BucketNotices, owner.Email)
 	if err != nil || !send {
 		return RegisterResult{Pending: err == nil}, err
 	}
@@ -783,14 +782,6 @@ func (s *Service) CheckGlobal(ctx context.Context, c Client) error {
 func (s *Service) CheckVerifyInvalid(ctx context.Context, c Client) error {
 	return s.allow(ctx, LimitVerifyInvalid, c.IP, "rate_limited")
 }
-
-// Per-address email budgets (LimitEmails), keyed by a hash: Redis never holds an
-// address someone typed. Links (verification, reset) and the notice a register for a
-// taken address sends count apart, so notices cannot use up the owner's links.
-const (
-	budgetLinks   = ""
-	budgetNotices = "notice:"
-)
 
 // spendEmail spends one email of email's budget in bucket. It is called only once a
 // request is valid and an email is about to be written to the outbox, so requests

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/talentforge/auth/pkg/tracing/tracingtest"
@@ -50,18 +49,7 @@ func TestEmailRequestAnswerDoesTheSameWorkForKnownAndUnknownAddresses(t *testing
 		apitest.Expect(t, r, http.StatusAccepted, "")
 		server := rec.WaitFor(t, tid, 5*time.Second, "server", tracingtest.Named("POST "+route))
 		spans := rec.Spans(tid)
-		parent := map[trace.SpanID]trace.SpanID{}
-		for _, s := range spans {
-			parent[s.SpanContext.SpanID()] = s.Parent.SpanID()
-		}
-		under := func(s tracetest.SpanStub) bool {
-			for id := s.Parent.SpanID(); id.IsValid(); id = parent[id] {
-				if id == server.SpanContext.SpanID() {
-					return true
-				}
-			}
-			return false
-		}
+		under := underSpan(spans, server)
 		var out []string
 		for _, s := range spans {
 			switch {

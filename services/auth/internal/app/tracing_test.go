@@ -55,18 +55,7 @@ func TestTracingRequestTouchingPostgresAndRedis(t *testing.T) {
 		t.Fatalf("server span attributes %v", server.Attributes)
 	}
 	spans := rec.Spans(tid)
-	parent := map[trace.SpanID]trace.SpanID{}
-	for _, s := range spans {
-		parent[s.SpanContext.SpanID()] = s.Parent.SpanID()
-	}
-	under := func(s tracetest.SpanStub) bool {
-		for id := s.Parent.SpanID(); id.IsValid(); id = parent[id] {
-			if id == server.SpanContext.SpanID() {
-				return true
-			}
-		}
-		return false
-	}
+	under := underSpan(spans, server)
 	var pg, rd int
 	for _, s := range spans {
 		switch {
@@ -101,5 +90,21 @@ func TestTracingRequestTouchingPostgresAndRedis(t *testing.T) {
 			names = append(names, s.Name)
 		}
 		t.Fatalf("%d postgres and %d redis spans in the trace %q", pg, rd, names)
+	}
+}
+
+// underSpan reports whether a span of spans descends from root.
+func underSpan(spans []tracetest.SpanStub, root tracetest.SpanStub) func(tracetest.SpanStub) bool {
+	parent := map[trace.SpanID]trace.SpanID{}
+	for _, s := range spans {
+		parent[s.SpanContext.SpanID()] = s.Parent.SpanID()
+	}
+	return func(s tracetest.SpanStub) bool {
+		for id := s.Parent.SpanID(); id.IsValid(); id = parent[id] {
+			if id == root.SpanContext.SpanID() {
+				return true
+			}
+		}
+		return false
 	}
 }

@@ -194,13 +194,6 @@ func (c *UserCache) resolve(ctx context.Context, userID, raw string, getErr erro
 	return v.(account.User), nil
 }
 
-// Invalidate invalidates the users' entries now (usercache.Store.Invalidate): for a
-// write made elsewhere, called once it has committed. This package's writes use
-// Users.runInTx, which also invalidates before the commit.
-func (c *UserCache) Invalidate(ctx context.Context, userIDs ...string) error {
-	return c.entries.Invalidate(ctx, userIDs...)
-}
-
 func invalidateIDs(ids ...uuid.UUID) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {

@@ -523,9 +523,9 @@ func (s *Service) resolve(ctx context.Context, id store.Identity, c Client) (sto
 // Emails spend the address's budget (RATE_LIMIT_EMAILS_PER_ADDRESS, shared with auth);
 // a spent budget sends nothing and answers the same.
 func (s *Service) proveAddress(ctx context.Context, owner *store.User, nu store.NewUser, id store.Identity, c Client) error {
-	bucket := ""
+	bucket := ratelimit.BucketLinks
 	if owner != nil && owner.Verified() {
-		bucket = "notice:"
+		bucket = ratelimit.BucketNotices
 	}
 	if d, err := s.budget.Allow(ctx, ratelimit.PurposeEmails, ratelimit.AddressKey(bucket, id.Email)); err != nil {
 		return err
