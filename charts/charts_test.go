@@ -376,9 +376,8 @@ func TestChartMetadata(t *testing.T) {
 		if len(ch.Schema) == 0 {
 			t.Errorf("%s: no values.schema.json", svc)
 		}
-		if len(ch.Dependencies()) != 0 {
-			t.Errorf("%s: must install alone, has dependencies", svc)
-		}
+		// Installs alone: the one dependency is the library chart, already in charts/.
+		checkLibraryDependency(t, svc, ch)
 	}
 }
 
@@ -1152,36 +1151,6 @@ func mountByPath(ms []corev1.VolumeMount, path string) *corev1.VolumeMount {
 		}
 	}
 	return nil
-}
-
-// The charts are independent (no library chart to fetch), so the templates they share
-// are copies: keep them identical.
-func TestSharedTemplatesInSync(t *testing.T) {
-	entries, err := os.ReadDir("auth/templates")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() == "NOTES.txt" {
-			continue
-		}
-		want, err := os.ReadFile(filepath.Join("auth/templates", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, svc := range services[1:] {
-			got, err := os.ReadFile(filepath.Join(svc, "templates", e.Name()))
-			if os.IsNotExist(err) {
-				continue // a template the service does not need (migrations, Traefik)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s/templates/%s differs from auth's copy", svc, e.Name())
-			}
-		}
-	}
 }
 
 // authHeaderSpellings is every spelling of an X-Auth header with each separator either

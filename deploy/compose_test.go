@@ -373,23 +373,21 @@ func TestOTelCollectorPipeline(t *testing.T) {
 }
 
 // TestComposeEnvironmentNamesAreRealSettings: every variable given to an app service is
-// a setting pkg/config reads (its defaults name them all), or NAME_FILE of a secret.
+// a setting pkg/config reads (a row of its table of settings), or NAME_FILE of a secret.
 func TestComposeEnvironmentNamesAreRealSettings(t *testing.T) {
 	src := string(readFile(t, filepath.Join(repoRoot(t), "pkg", "config", "config.go")))
-	settings := map[string]bool{}
-	for _, m := range regexp.MustCompile(`SetDefault\("([a-z0-9_]+)"`).FindAllStringSubmatch(src, -1) {
-		settings[strings.ToUpper(m[1])] = true
+	settings, secrets := map[string]bool{}, map[string]bool{}
+	for _, m := range regexp.MustCompile(`\{name: "([A-Z0-9_]+)"([^\n]*)`).FindAllStringSubmatch(src, -1) {
+		settings[m[1]] = true
+		if strings.Contains(m[2], "secret: true") {
+			secrets[m[1]+"_FILE"] = true
+		}
 	}
-	secretList := regexp.MustCompile(`(?s)var secrets = \[\]string\{(.*?)\}`).FindStringSubmatch(src)
-	if len(settings) < 20 || secretList == nil {
+	if len(settings) < 20 {
 		t.Fatalf("cannot read the settings of pkg/config/config.go (%d found)", len(settings))
 	}
-	secrets := map[string]bool{}
-	for _, m := range regexp.MustCompile(`"([a-z0-9_]+)"`).FindAllStringSubmatch(secretList[1], -1) {
-		secrets[strings.ToUpper(m[1])+"_FILE"] = true
-	}
 	if !secrets["EVENT_KEYS_FILE"] || !secrets["DATABASE_URL_FILE"] {
-		t.Fatalf("pkg/config's secrets list no longer has EVENT_KEYS and DATABASE_URL: %v", secrets)
+		t.Fatalf("pkg/config's table no longer marks EVENT_KEYS and DATABASE_URL secret: %v", secrets)
 	}
 	p := loadCompose(t)
 	for _, name := range append([]string{"migrate"}, appServices...) {

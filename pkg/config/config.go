@@ -2,11 +2,16 @@
 // defaults, then an optional YAML file named by CONFIG_FILE, then environment variables,
 // then NAME_FILE for secrets. Load validates everything and returns one error line that
 // names the variable at fault.
+//
+// One table (settings) holds each setting's name, default, parser, whether it is a
+// secret and which services read it; Load is driven by it, and the tests check the
+// README's configuration table and the charts' values schemas against it.
 package config
 
 import (
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"net"
 	"net/http"
 	"net/url"
@@ -136,96 +141,207 @@ type RateLimits struct {
 	EmailsPerAddress ratelimit.Limit
 }
 
-// rateLimitDefaults: generous for people, tight for scripts.
-var rateLimitDefaults = map[string]string{
-	"rate_limit_global":             "600/m",
-	"rate_limit_login":              "30/m",
-	"rate_limit_register":           "20/h",
-	"rate_limit_forgot":             "20/h",
-	"rate_limit_resend":             "20/h",
-	"rate_limit_refresh":            "120/m",
-	"rate_limit_email_verify":       "60/h",
-	"rate_limit_mfa":                "30/m",
-	"rate_limit_emails_per_address": "5/h",
+// service is a set of the services that read a setting.
+type service uint8
+
+const (
+	svcAuth service = 1 << iota
+	svcOAuth
+	svcTokenWorker
+
+	svcAuthOAuth = svcAuth | svcOAuth
+	svcAll       = svcAuth | svcOAuth | svcTokenWorker
+)
+
+// A setting is one row of the configuration table (settings): Load sets its default,
+// reads it from the environment (and from NAME_FILE when it is a secret) and parses it;
+// the tests check the README's table and the charts' values schemas against it.
+type setting struct {
+	name    string  // the environment variable; its YAML key is the name in lower case
+	def     string  // the default
+	secret  bool    // may also be given as NAME_FILE (the file's content, trailing newlines cut)
+	readers service // the services that read it
+	// value reads it into its Config field during the table pass; zero: the checks after
+	// the pass (parse) read it, because it depends on other settings.
+	value value
+	// readme is the default as the README's table writes it, when that is not the
+	// default itself (`def`, or empty or - when def is empty).
+	readme string
 }
 
-// secrets may be given as NAME_FILE (Kubernetes secrets, Vault agent).
-var secrets = []string{
-	"database_url", "redis_url", "smtp_password", "event_keys", "mfa_encryption_keys",
-	"oauth_github_client_secret", "oauth_google_client_secret", "oauth_oidc_client_secret",
+func (s setting) key() string { return strings.ToLower(s.name) }
+
+// A value reads one setting into a Config field and reports a bad value under the
+// setting's name (parser.fail). oneOf lists the only values of a oneOf setting.
+type value struct {
+	read  func(p *parser, key string)
+	oneOf []string
 }
 
-func defaults(v *viper.Viper, httpAddr string) {
-	v.SetDefault("http_addr", httpAddr)
-	v.SetDefault("database_url", "postgres://postgres@127.0.0.1:5432/auth?sslmode=disable")
-	v.SetDefault("database_replica_urls", "")
-	v.SetDefault("redis_url", "redis://127.0.0.1:6379/0")
-	v.SetDefault("redis_cluster_addrs", "")
-	v.SetDefault("redis_sentinel_addrs", "")
-	v.SetDefault("redis_sentinel_master", "")
-	v.SetDefault("nats_url", "nats://127.0.0.1:4222")
-	v.SetDefault("nats_namespace", "")
-	v.SetDefault("public_url", "http://localhost:8081")
-	v.SetDefault("app_url", "http://localhost:3000")
-	v.SetDefault("oauth_callback_base_url", "")
-	v.SetDefault("jwt_audience", "talentforge")
-	v.SetDefault("jwt_keys_dir", "./var/keys")
-	v.SetDefault("jwt_alg", "EdDSA")
-	v.SetDefault("access_token_ttl", "15m")
-	v.SetDefault("refresh_token_ttl", "720h")
-	v.SetDefault("session_max_age", "2160h")
-	v.SetDefault("reauth_max_age", "5m")
-	v.SetDefault("refresh_reuse_grace", "10s")
-	v.SetDefault("email_verification_required", true)
-	v.SetDefault("admin_emails", "")
-	v.SetDefault("password_min_length", 8)
-	v.SetDefault("password_max_length", 256)
-	v.SetDefault("password_argon_memory_kib", 19456)
-	v.SetDefault("password_argon_iterations", 2)
-	v.SetDefault("password_argon_parallelism", 1)
-	v.SetDefault("password_hash_concurrency", 0)
-	v.SetDefault("password_hash_queue_timeout", "1s")
-	v.SetDefault("password_min_strength", 0)
-	v.SetDefault("password_breach_check_url", "")
-	v.SetDefault("password_breach_check_fail_closed", true)
-	v.SetDefault("rate_limit_enabled", true)
-	for k, d := range rateLimitDefaults {
-		v.SetDefault(k, d)
+// settings is the configuration table, bound to c's fields, in the order Load parses it
+// (the first bad setting is the one reported). httpAddr is the service's listen address.
+func settings(c *Config, httpAddr string) []setting {
+	rl, lt := &c.RateLimits, &c.LoginThrottle
+	return []setting{
+		{name: "HTTP_ADDR", def: httpAddr, readers: svcAll, value: text(&c.HTTPAddr),
+			readme: "`:8081` (auth), `:8082` (oauth), `:8083` (token-worker)"},
+		{name: "DATABASE_URL", def: "postgres://postgres@127.0.0.1:5432/auth?sslmode=disable", secret: true, readers: svcAll,
+			value: connURL(&c.DatabaseURL, "postgres", "postgresql")},
+		{name: "DATABASE_REPLICA_URLS", readers: svcAll, value: list(&c.DatabaseReplicaURLs)},
+		{name: "REDIS_URL", def: "redis://127.0.0.1:6379/0", secret: true, readers: svcAuthOAuth,
+			value: connURL(&c.RedisURL, "redis", "rediss", "unix")},
+		{name: "REDIS_CLUSTER_ADDRS", readers: svcAuthOAuth, value: list(&c.RedisClusterAddrs)},
+		{name: "REDIS_SENTINEL_ADDRS", readers: svcAuthOAuth, value: list(&c.RedisSentinelAddrs)},
+		{name: "REDIS_SENTINEL_MASTER", readers: svcAuthOAuth, value: text(&c.RedisSentinelMaster)},
+		{name: "NATS_URL", def: "nats://127.0.0.1:4222", readers: svcAll, value: text(&c.NATSURL)},
+		{name: "NATS_NAMESPACE", readers: svcAll, value: namespace(&c.NATSNamespace)},
+		{name: "PUBLIC_URL", def: "http://localhost:8081", readers: svcAuthOAuth, value: baseURL(&c.PublicURL)},
+		{name: "APP_URL", def: "http://localhost:3000", readers: svcTokenWorker, value: baseURL(&c.AppURL)},
+
+		{name: "JWT_AUDIENCE", def: "talentforge", readers: svcAuthOAuth, value: text(&c.JWTAudience)},
+		{name: "JWT_KEYS_DIR", def: "./var/keys", readers: svcAuthOAuth, value: text(&c.JWTKeysDir)},
+		{name: "JWT_ALG", def: "EdDSA", readers: svcAuth, value: oneOf(&c.JWTAlg, "EdDSA", "ES256", "RS256")},
+		{name: "ACCESS_TOKEN_TTL", def: "15m", readers: svcAuthOAuth, value: duration(&c.AccessTokenTTL, time.Minute)},
+		{name: "REFRESH_TOKEN_TTL", def: "720h", readers: svcAuthOAuth, value: duration(&c.RefreshTokenTTL, time.Minute)},
+		{name: "SESSION_MAX_AGE", def: "2160h", readers: svcAuthOAuth, value: duration(&c.SessionMaxAge, time.Minute)},
+		{name: "REAUTH_MAX_AGE", def: "5m", readers: svcAuth, value: duration(&c.ReauthMaxAge, time.Second)},
+		{name: "REFRESH_REUSE_GRACE", def: "10s", readers: svcAuthOAuth, value: duration(&c.RefreshReuseGrace, 0)},
+
+		{name: "EMAIL_VERIFICATION_REQUIRED", def: "true", readers: svcAuthOAuth, value: boolean(&c.EmailVerificationRequired)},
+		{name: "PASSWORD_MIN_LENGTH", def: "8", readers: svcAuth, value: integer(&c.PasswordMinLength, 8, 1024)},
+		{name: "PASSWORD_MAX_LENGTH", def: "256", readers: svcAuth, value: integer(&c.PasswordMaxLength, 8, 4096)},
+		{name: "PASSWORD_ARGON_MEMORY_KIB", def: "19456", readers: svcAuth, value: integer(&c.PasswordArgonMemoryKiB, 8, 4<<20)},
+		{name: "PASSWORD_ARGON_ITERATIONS", def: "2", readers: svcAuth, value: integer(&c.PasswordArgonIterations, 1, 100)},
+		{name: "PASSWORD_ARGON_PARALLELISM", def: "1", readers: svcAuth, value: integer(&c.PasswordArgonParallelism, 1, 255)},
+		{name: "PASSWORD_HASH_CONCURRENCY", def: "0", readers: svcAuth, value: integer(&c.PasswordHashConcurrency, 0, 1024),
+			readme: "CPU count"},
+		{name: "PASSWORD_HASH_QUEUE_TIMEOUT", def: "1s", readers: svcAuth, value: duration(&c.PasswordHashQueueTimeout, time.Millisecond)},
+		{name: "PASSWORD_MIN_STRENGTH", def: "0", readers: svcAuth, value: integer(&c.PasswordMinStrength, 0, 4)},
+		{name: "PASSWORD_BREACH_CHECK_FAIL_CLOSED", def: "true", readers: svcAuth, value: boolean(&c.PasswordBreachCheckFailClosed)},
+
+		// Rate limits: generous for people, tight for scripts.
+		{name: "RATE_LIMIT_ENABLED", def: "true", readers: svcAuthOAuth, value: boolean(&c.RateLimitEnabled)},
+		{name: "RATE_LIMIT_GLOBAL", def: "600/m", readers: svcAuthOAuth, value: limit(&rl.Global)},
+		{name: "RATE_LIMIT_LOGIN", def: "30/m", readers: svcAuth, value: limit(&rl.Login)},
+		{name: "RATE_LIMIT_REGISTER", def: "20/h", readers: svcAuth, value: limit(&rl.Register)},
+		{name: "RATE_LIMIT_FORGOT", def: "20/h", readers: svcAuth, value: limit(&rl.Forgot)},
+		{name: "RATE_LIMIT_RESEND", def: "20/h", readers: svcAuth, value: limit(&rl.Resend)},
+		{name: "RATE_LIMIT_REFRESH", def: "120/m", readers: svcAuth, value: limit(&rl.Refresh)},
+		{name: "RATE_LIMIT_EMAIL_VERIFY", def: "60/h", readers: svcAuth, value: limit(&rl.EmailVerify)},
+		{name: "RATE_LIMIT_MFA", def: "30/m", readers: svcAuth, value: limit(&rl.MFA)},
+		{name: "RATE_LIMIT_EMAILS_PER_ADDRESS", def: "5/h", readers: svcAuthOAuth, value: limit(&rl.EmailsPerAddress)},
+		{name: "LOGIN_THROTTLE_FAILURES", def: "10", readers: svcAuth, value: integer(&lt.Failures, 1, 100)},
+		{name: "LOGIN_THROTTLE_IP_FAILURES", def: "5", readers: svcAuth, value: integer(&lt.FailuresPerIP, 1, 100)},
+		{name: "LOGIN_THROTTLE_WAIT_INCREMENT", def: "1s", readers: svcAuth, value: duration(&lt.WaitIncrement, time.Millisecond)},
+		{name: "LOGIN_THROTTLE_MAX_WAIT", def: "15m", readers: svcAuth, value: duration(&lt.MaxWait, time.Millisecond)},
+		// Every per-IP budget and the per-IP throttle key an IPv6 client by this prefix.
+		{name: "RATE_LIMIT_IPV6_PREFIX", def: strconv.Itoa(ratelimit.DefaultIPv6Prefix), readers: svcAuthOAuth,
+			value: integer(&lt.IPv6Prefix, 32, 128)},
+		{name: "CORS_ALLOWED_ORIGINS", def: "http://localhost:3000", readers: svcAuthOAuth, value: list(&c.CORSAllowedOrigins)},
+
+		{name: "SMTP_HOST", def: "127.0.0.1", readers: svcTokenWorker, value: text(&c.SMTPHost)},
+		{name: "SMTP_PORT", def: "1025", readers: svcTokenWorker, value: integer(&c.SMTPPort, 1, 65535)},
+		{name: "SMTP_USERNAME", readers: svcTokenWorker, value: text(&c.SMTPUsername)},
+		{name: "SMTP_PASSWORD", secret: true, readers: svcTokenWorker, value: verbatim(&c.SMTPPassword)},
+		{name: "SMTP_FROM", def: "no-reply@localhost", readers: svcTokenWorker, value: text(&c.SMTPFrom)},
+		{name: "SMTP_TLS", def: "none", readers: svcTokenWorker, value: oneOf(&c.SMTPTLS, "none", "starttls", "tls")},
+
+		{name: "OAUTH_REDIRECT_ALLOWLIST", def: "http://localhost:3000", readers: svcOAuth, value: list(&c.OAuthRedirectAllowlist)},
+		{name: "OAUTH_PROVIDER_TIMEOUT", def: "10s", readers: svcOAuth, value: duration(&c.OAuthProviderTimeout, 100*time.Millisecond)},
+		// Keyrings: parsed by EventKeyring and MFAKeyring, by the services that need them.
+		{name: "EVENT_KEYS", secret: true, readers: svcAll, value: verbatim(&c.EventKeys), readme: "- (required)"},
+		{name: "MFA_ENCRYPTION_KEYS", secret: true, readers: svcAuth, value: verbatim(&c.MFAEncryptionKeys),
+			readme: "- (required by auth)"},
+
+		{name: "OTEL_EXPORTER_OTLP_ENDPOINT", readers: svcAll, value: text(&c.OTELExporterOTLPEndpoint)},
+		{name: "PPROF_ENABLED", def: "false", readers: svcAuth, value: boolean(&c.PprofEnabled)},
+		{name: "LOG_LEVEL", def: "info", readers: svcAll, value: oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
+		{name: "LOG_FORMAT", def: "json", readers: svcAll, value: oneOf(&c.LogFormat, "json", "console")},
+		{name: "SHUTDOWN_TIMEOUT", def: "20s", readers: svcAll, value: duration(&c.ShutdownTimeout, time.Second)},
+		{name: "PASSWORD_BREACH_CHECK_URL", readers: svcAuth, value: optionalBaseURL(&c.PasswordBreachCheckURL)},
+		{name: "OAUTH_CALLBACK_BASE_URL", readers: svcOAuth, value: optionalBaseURL(&c.OAuthCallbackBaseURL),
+			readme: "`PUBLIC_URL`"},
+
+		// Read after the table pass, by parse.
+		{name: "OAUTH_GITHUB_CLIENT_ID", readers: svcOAuth},
+		{name: "OAUTH_GITHUB_CLIENT_SECRET", secret: true, readers: svcOAuth},
+		{name: "OAUTH_GITHUB_BASE_URL", def: "https://github.com", readers: svcOAuth},
+		{name: "OAUTH_GITHUB_API_URL", def: "https://api.github.com", readers: svcOAuth},
+		{name: "OAUTH_GOOGLE_CLIENT_ID", readers: svcOAuth},
+		{name: "OAUTH_GOOGLE_CLIENT_SECRET", secret: true, readers: svcOAuth},
+		{name: "OAUTH_GOOGLE_ISSUER", def: "https://accounts.google.com", readers: svcOAuth},
+		{name: "OAUTH_OIDC_NAME", readers: svcOAuth},
+		{name: "OAUTH_OIDC_ISSUER", readers: svcOAuth},
+		{name: "OAUTH_OIDC_CLIENT_ID", readers: svcOAuth},
+		{name: "OAUTH_OIDC_CLIENT_SECRET", secret: true, readers: svcOAuth},
+		{name: "ADMIN_EMAILS", readers: svcAuthOAuth, value: list(&c.AdminEmails)},
+		{name: "TRUSTED_PROXIES", readers: svcAll},
+		{name: "API_V1_SUNSET", readers: svcAuth},
 	}
-	v.SetDefault("login_throttle_failures", 10)
-	v.SetDefault("login_throttle_ip_failures", 5)
-	v.SetDefault("login_throttle_wait_increment", "1s")
-	v.SetDefault("login_throttle_max_wait", "15m")
-	v.SetDefault("rate_limit_ipv6_prefix", ratelimit.DefaultIPv6Prefix)
-	v.SetDefault("trusted_proxies", "")
-	v.SetDefault("cors_allowed_origins", "http://localhost:3000")
-	v.SetDefault("api_v1_sunset", "")
-	v.SetDefault("smtp_host", "127.0.0.1")
-	v.SetDefault("smtp_port", 1025)
-	v.SetDefault("smtp_username", "")
-	v.SetDefault("smtp_password", "")
-	v.SetDefault("smtp_from", "no-reply@localhost")
-	v.SetDefault("smtp_tls", "none")
-	v.SetDefault("oauth_redirect_allowlist", "http://localhost:3000")
-	v.SetDefault("oauth_github_client_id", "")
-	v.SetDefault("oauth_github_client_secret", "")
-	v.SetDefault("oauth_github_base_url", "https://github.com")
-	v.SetDefault("oauth_github_api_url", "https://api.github.com")
-	v.SetDefault("oauth_google_client_id", "")
-	v.SetDefault("oauth_google_client_secret", "")
-	v.SetDefault("oauth_google_issuer", "https://accounts.google.com")
-	v.SetDefault("oauth_oidc_name", "")
-	v.SetDefault("oauth_oidc_issuer", "")
-	v.SetDefault("oauth_oidc_client_id", "")
-	v.SetDefault("oauth_oidc_client_secret", "")
-	v.SetDefault("oauth_provider_timeout", "10s")
-	v.SetDefault("event_keys", "")
-	v.SetDefault("mfa_encryption_keys", "")
-	v.SetDefault("otel_exporter_otlp_endpoint", "")
-	v.SetDefault("log_level", "info")
-	v.SetDefault("pprof_enabled", false)
-	v.SetDefault("log_format", "json")
-	v.SetDefault("shutdown_timeout", "20s")
+}
+
+// text is trimmed text.
+func text(dst *string) value {
+	return value{read: func(p *parser, key string) { *dst = p.str(key) }}
+}
+
+// verbatim is text as given, not trimmed (secrets).
+func verbatim(dst *string) value {
+	return value{read: func(p *parser, key string) { *dst = p.v.GetString(key) }}
+}
+
+// list is a comma-separated list (a YAML sequence in the file).
+func list(dst *[]string) value {
+	return value{read: func(p *parser, key string) { *dst = p.list(key) }}
+}
+
+// duration is a Go duration of at least minimum.
+func duration(dst *time.Duration, minimum time.Duration) value {
+	return value{read: func(p *parser, key string) { *dst = p.duration(key, minimum) }}
+}
+
+// integer is an integer from lo to hi.
+func integer[T ~int | ~uint8 | ~uint32](dst *T, lo, hi int) value {
+	return value{read: func(p *parser, key string) { *dst = T(p.integer(key, lo, hi)) }}
+}
+
+// boolean is true, 1, yes, on or false, 0, no, off.
+func boolean(dst *bool) value {
+	return value{read: func(p *parser, key string) { *dst = p.boolean(key) }}
+}
+
+// connURL is an absolute URL of one of schemes, kept as given (a connection string).
+func connURL(dst *string, schemes ...string) value {
+	return value{read: func(p *parser, key string) { *dst = p.url(key, schemes...) }}
+}
+
+// baseURL is an absolute http(s) URL without its trailing slashes.
+func baseURL(dst *string) value {
+	return value{read: func(p *parser, key string) { *dst = strings.TrimRight(p.url(key, "http", "https"), "/") }}
+}
+
+// optionalBaseURL is a baseURL or empty (dst is then left as it is).
+func optionalBaseURL(dst *string) value {
+	return value{read: func(p *parser, key string) {
+		if p.str(key) != "" {
+			*dst = strings.TrimRight(p.url(key, "http", "https"), "/")
+		}
+	}}
+}
+
+// oneOf is one of allowed, exactly.
+func oneOf(dst *string, allowed ...string) value {
+	return value{read: func(p *parser, key string) { *dst = p.oneOf(key, allowed...) }, oneOf: allowed}
+}
+
+// limit is a rate limit budget (ratelimit.ParseLimit).
+func limit(dst *ratelimit.Limit) value {
+	return value{read: func(p *parser, key string) { *dst = p.limit(key) }}
+}
+
+// namespace is a NATS namespace (events.ParseNamespace).
+func namespace(dst *events.Namespace) value {
+	return value{read: func(p *parser, key string) { *dst = p.namespace(key) }}
 }
 
 // Load reads the configuration of a service whose default listen address is httpAddr.
@@ -234,8 +350,12 @@ func Load(httpAddr string, lookup func(string) (string, bool)) (*Config, error) 
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
+	c := &Config{}
+	table := settings(c, httpAddr)
 	v := viper.New()
-	defaults(v, httpAddr)
+	for _, s := range table {
+		v.SetDefault(s.key(), s.def)
+	}
 	if file, ok := lookup("CONFIG_FILE"); ok && file != "" {
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")
@@ -245,14 +365,17 @@ func Load(httpAddr string, lookup func(string) (string, bool)) (*Config, error) 
 	}
 	// Environment overrides the file. Viper's AutomaticEnv reads os.Getenv directly, so
 	// the lookup is applied by hand to keep tests hermetic.
-	for _, key := range v.AllKeys() {
-		env := strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-		if val, ok := lookup(env); ok {
-			v.Set(key, val)
+	for _, s := range table {
+		if val, ok := lookup(s.name); ok {
+			v.Set(s.key(), val)
 		}
 	}
-	for _, key := range secrets {
-		env := strings.ToUpper(key) + "_FILE"
+	// A secret may be given as NAME_FILE (Kubernetes secrets, Vault agent), which wins.
+	for _, s := range table {
+		if !s.secret {
+			continue
+		}
+		env := s.name + "_FILE"
 		path, ok := lookup(env)
 		if !ok || path == "" {
 			continue
@@ -261,9 +384,9 @@ func Load(httpAddr string, lookup func(string) (string, bool)) (*Config, error) 
 		if err != nil {
 			return nil, fmt.Errorf("%s: cannot read the file it names: %w", env, errors.Unwrap(err))
 		}
-		v.Set(key, strings.TrimRight(string(b), "\r\n"))
+		v.Set(s.key(), strings.TrimRight(string(b), "\r\n"))
 	}
-	return parse(v)
+	return parse(v, c, table)
 }
 
 type parser struct {
@@ -421,87 +544,21 @@ func (p *parser) oauthProviders() OAuthProviders {
 
 var providerName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
-func parse(v *viper.Viper) (*Config, error) {
+// parse runs the table pass (each setting into c's field, in table order), then the
+// checks that involve more than one setting or read one the table leaves to them.
+func parse(v *viper.Viper, c *Config, table []setting) (*Config, error) {
 	p := &parser{v: v}
-	c := &Config{
-		HTTPAddr:            p.str("http_addr"),
-		DatabaseURL:         p.url("database_url", "postgres", "postgresql"),
-		DatabaseReplicaURLs: p.list("database_replica_urls"),
-		RedisURL:            p.url("redis_url", "redis", "rediss", "unix"),
-		RedisClusterAddrs:   p.list("redis_cluster_addrs"),
-		RedisSentinelAddrs:  p.list("redis_sentinel_addrs"),
-		RedisSentinelMaster: p.str("redis_sentinel_master"),
-		NATSURL:             p.str("nats_url"),
-		NATSNamespace:       p.namespace("nats_namespace"),
-		PublicURL:           strings.TrimRight(p.url("public_url", "http", "https"), "/"),
-		AppURL:              strings.TrimRight(p.url("app_url", "http", "https"), "/"),
-
-		JWTAudience:       p.str("jwt_audience"),
-		JWTKeysDir:        p.str("jwt_keys_dir"),
-		JWTAlg:            p.oneOf("jwt_alg", "EdDSA", "ES256", "RS256"),
-		AccessTokenTTL:    p.duration("access_token_ttl", time.Minute),
-		RefreshTokenTTL:   p.duration("refresh_token_ttl", time.Minute),
-		SessionMaxAge:     p.duration("session_max_age", time.Minute),
-		ReauthMaxAge:      p.duration("reauth_max_age", time.Second),
-		RefreshReuseGrace: p.duration("refresh_reuse_grace", 0),
-
-		EmailVerificationRequired:     p.boolean("email_verification_required"),
-		PasswordMinLength:             p.integer("password_min_length", 8, 1024),
-		PasswordMaxLength:             p.integer("password_max_length", 8, 4096),
-		PasswordArgonMemoryKiB:        uint32(p.integer("password_argon_memory_kib", 8, 4<<20)),
-		PasswordArgonIterations:       uint32(p.integer("password_argon_iterations", 1, 100)),
-		PasswordArgonParallelism:      uint8(p.integer("password_argon_parallelism", 1, 255)),
-		PasswordHashConcurrency:       p.integer("password_hash_concurrency", 0, 1024),
-		PasswordHashQueueTimeout:      p.duration("password_hash_queue_timeout", time.Millisecond),
-		PasswordMinStrength:           p.integer("password_min_strength", 0, 4),
-		PasswordBreachCheckFailClosed: p.boolean("password_breach_check_fail_closed"),
-
-		RateLimitEnabled: p.boolean("rate_limit_enabled"),
-		RateLimits: RateLimits{
-			Global: p.limit("rate_limit_global"), Login: p.limit("rate_limit_login"),
-			Register: p.limit("rate_limit_register"), Forgot: p.limit("rate_limit_forgot"),
-			Resend: p.limit("rate_limit_resend"), Refresh: p.limit("rate_limit_refresh"),
-			EmailVerify: p.limit("rate_limit_email_verify"), MFA: p.limit("rate_limit_mfa"),
-			EmailsPerAddress: p.limit("rate_limit_emails_per_address"),
-		},
-		LoginThrottle: ratelimit.ThrottleConfig{
-			Failures:      p.integer("login_throttle_failures", 1, 100),
-			FailuresPerIP: p.integer("login_throttle_ip_failures", 1, 100),
-			WaitIncrement: p.duration("login_throttle_wait_increment", time.Millisecond),
-			MaxWait:       p.duration("login_throttle_max_wait", time.Millisecond),
-			// Every per-IP budget and the per-IP throttle key an IPv6 client by this prefix.
-			IPv6Prefix: p.integer("rate_limit_ipv6_prefix", 32, 128),
-		},
-		CORSAllowedOrigins: p.list("cors_allowed_origins"),
-
-		SMTPHost:     p.str("smtp_host"),
-		SMTPPort:     p.integer("smtp_port", 1, 65535),
-		SMTPUsername: p.str("smtp_username"),
-		SMTPPassword: p.v.GetString("smtp_password"),
-		SMTPFrom:     p.str("smtp_from"),
-		SMTPTLS:      p.oneOf("smtp_tls", "none", "starttls", "tls"),
-
-		OAuthRedirectAllowlist: p.list("oauth_redirect_allowlist"),
-		OAuthProviderTimeout:   p.duration("oauth_provider_timeout", 100*time.Millisecond),
-		EventKeys:              p.v.GetString("event_keys"),
-		MFAEncryptionKeys:      p.v.GetString("mfa_encryption_keys"),
-
-		OTELExporterOTLPEndpoint: p.str("otel_exporter_otlp_endpoint"),
-		PprofEnabled:             p.boolean("pprof_enabled"),
-		LogLevel:                 p.oneOf("log_level", "debug", "info", "warn", "error"),
-		LogFormat:                p.oneOf("log_format", "json", "console"),
-		ShutdownTimeout:          p.duration("shutdown_timeout", time.Second),
+	for _, s := range table {
+		if s.value.read != nil {
+			s.value.read(p, s.key())
+		}
 	}
-	c.OAuthCallbackBaseURL = c.PublicURL
-	if p.str("password_breach_check_url") != "" {
-		c.PasswordBreachCheckURL = strings.TrimRight(p.url("password_breach_check_url", "http", "https"), "/")
-	}
-	if p.str("oauth_callback_base_url") != "" {
-		c.OAuthCallbackBaseURL = strings.TrimRight(p.url("oauth_callback_base_url", "http", "https"), "/")
+	if c.OAuthCallbackBaseURL == "" {
+		c.OAuthCallbackBaseURL = c.PublicURL
 	}
 	c.OAuthProviders = p.oauthProviders()
-	for _, e := range p.list("admin_emails") {
-		c.AdminEmails = append(c.AdminEmails, strings.ToLower(e))
+	for i, e := range c.AdminEmails {
+		c.AdminEmails[i] = strings.ToLower(e)
 	}
 	for _, cidr := range p.list("trusted_proxies") {
 		_, n, err := net.ParseCIDR(cidr)
@@ -649,16 +706,8 @@ func parseDate(raw string) (time.Time, error) {
 // comma-separated): the first key seals, every key opens. Only the services that seal
 // or open event fields call it, so the others need no key; for those that do, an empty
 // setting is an error. The error names EVENT_KEYS and never quotes key material.
-func (c *Config) EventKeyring() (*events.Keyring, error) {
-	spec := strings.NewReplacer("\r\n", ",", "\n", ",").Replace(c.EventKeys)
-	if strings.Trim(spec, ", \t") == "" {
-		return nil, errors.New("EVENT_KEYS: must be set to kid:base64-32-byte-key[,kid:key...] (or EVENT_KEYS_FILE to a file holding it)")
-	}
-	k, err := events.ParseKeyring(spec)
-	if err != nil {
-		return nil, fmt.Errorf("EVENT_KEYS: %v", err)
-	}
-	return k, nil
+func (c *Config) EventKeyring() (*keyring.Keyring, error) {
+	return parseKeyring("EVENT_KEYS", c.EventKeys)
 }
 
 // MFAKeyring parses MFA_ENCRYPTION_KEYS (or the file MFA_ENCRYPTION_KEYS_FILE names):
@@ -666,14 +715,20 @@ func (c *Config) EventKeyring() (*events.Keyring, error) {
 // opens, so a key rotates by prepending a new one, re-encrypting (`auth mfa
 // reencrypt`) and then dropping the old one. Empty is an error for the services that
 // call it; the error never quotes key material.
-func (c *Config) MFAKeyring() (*events.Keyring, error) {
-	spec := strings.NewReplacer("\r\n", ",", "\n", ",").Replace(c.MFAEncryptionKeys)
+func (c *Config) MFAKeyring() (*keyring.Keyring, error) {
+	return parseKeyring("MFA_ENCRYPTION_KEYS", c.MFAEncryptionKeys)
+}
+
+// parseKeyring parses the keyring setting name ("kid:base64-32-byte-key[,kid:key...]", or one
+// key a line as a NAME_FILE holds it); its errors name the setting, never the keys.
+func parseKeyring(name, value string) (*keyring.Keyring, error) {
+	spec := strings.NewReplacer("\r\n", ",", "\n", ",").Replace(value)
 	if strings.Trim(spec, ", \t") == "" {
-		return nil, errors.New("MFA_ENCRYPTION_KEYS: must be set to kid:base64-32-byte-key[,kid:key...] (or MFA_ENCRYPTION_KEYS_FILE to a file holding it)")
+		return nil, fmt.Errorf("%s: must be set to kid:base64-32-byte-key[,kid:key...] (or %s_FILE to a file holding it)", name, name)
 	}
-	k, err := events.ParseKeyring(spec)
+	k, err := keyring.Parse(spec)
 	if err != nil {
-		return nil, fmt.Errorf("MFA_ENCRYPTION_KEYS: %v", err)
+		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	return k, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"time"
 )
 
@@ -29,7 +30,7 @@ var ErrNoToken = errors.New("events: the event carries no token")
 // (nil gives {}). Its "token" field, when present, is sealed with keys under the event
 // id and stored as "token_sealed", so the raw token is in no byte of the result; its
 // "user_id" and "actor_id" strings are copied to the envelope (and stay in the payload).
-func NewEnvelope(keys *Keyring, id, typ string, occurredAt time.Time, requestID string, payload any) (Envelope, error) {
+func NewEnvelope(keys *keyring.Keyring, id, typ string, occurredAt time.Time, requestID string, payload any) (Envelope, error) {
 	env := Envelope{ID: id, Type: typ, OccurredAt: occurredAt.UTC(), RequestID: requestID}
 	if id == "" || typ == "" {
 		return Envelope{}, errors.New("events: an event needs an id and a type")
@@ -78,11 +79,11 @@ func stringField(fields map[string]json.RawMessage, key string) string {
 }
 
 // Token opens the sealed token of the event's payload: the consumer's side of
-// NewEnvelope. It returns ErrNoToken when there is none and ErrUnknownKey when it was
+// NewEnvelope. It returns ErrNoToken when there is none and keyring.ErrUnknownKey when it was
 // sealed with a key that keys lacks.
-func (e Envelope) Token(keys *Keyring) (string, error) {
+func (e Envelope) Token(keys *keyring.Keyring) (string, error) {
 	var p struct {
-		Sealed *Sealed `json:"token_sealed"`
+		Sealed *keyring.Sealed `json:"token_sealed"`
 	}
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		return "", fmt.Errorf("events: decode %s payload: %w", e.Type, err)

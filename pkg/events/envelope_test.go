@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"github.com/talentforge/auth/pkg/keyring"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestNewEnvelopeSealsTheToken(t *testing.T) {
 	if string(p["email"]) != `"a@example.com"` || string(p["user_id"]) != `"u1"` || p["expires_at"] == nil {
 		t.Fatalf("payload lost fields: %s", env.Payload)
 	}
-	var sealed Sealed
+	var sealed keyring.Sealed
 	if err := json.Unmarshal(p["token_sealed"], &sealed); err != nil || sealed.KID != "k1" {
 		t.Fatalf("token_sealed = %s (%v)", p["token_sealed"], err)
 	}
@@ -55,8 +56,8 @@ func TestNewEnvelopeSealsTheToken(t *testing.T) {
 		t.Fatal("a token moved to another event opened")
 	}
 	other, _ := testKeyring(t, "k2")
-	if _, err := got.Token(other); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("Token with a keyring lacking k1 = %v, want ErrUnknownKey", err)
+	if _, err := got.Token(other); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("Token with a keyring lacking k1 = %v, want keyring.ErrUnknownKey", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"github.com/talentforge/auth/pkg/keyring"
 	"net/url"
 	"os"
 	"testing"
@@ -96,7 +97,7 @@ func randomHex(n int) string {
 }
 
 // testKeyring is a keyring with one random key named kid.
-func testKeyring(t testing.TB, kids ...string) (*Keyring, string) {
+func testKeyring(t testing.TB, kids ...string) (*keyring.Keyring, string) {
 	t.Helper()
 	spec := ""
 	for i, kid := range kids {
@@ -105,7 +106,7 @@ func testKeyring(t testing.TB, kids ...string) (*Keyring, string) {
 		}
 		spec += kid + ":" + randomKey()
 	}
-	k, err := ParseKeyring(spec)
+	k, err := keyring.Parse(spec)
 	if err != nil {
 		t.Fatal(err)
 	}

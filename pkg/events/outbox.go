@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,7 +29,7 @@ type outboxInsert struct {
 // change that caused them. Each row holds the whole envelope: its id is the row id, a
 // UUIDv7, so the relay publishes in order; a "token" in a payload is sealed under that
 // id with keys and never reaches the table.
-func Enqueue(ctx context.Context, db bun.IDB, keys *Keyring, requestID string, evs ...Event) error {
+func Enqueue(ctx context.Context, db bun.IDB, keys *keyring.Keyring, requestID string, evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}

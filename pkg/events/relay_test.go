@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ func (ns *natsServer) fastRelay(t *testing.T, db *postgres.DB, js jetstream.JetS
 }
 
 // enqueue writes events to the outbox as a producer does and returns them.
-func enqueue(t *testing.T, db *postgres.DB, keys *Keyring, n int, subject string, payload func(i int) map[string]any) []Envelope {
+func enqueue(t *testing.T, db *postgres.DB, keys *keyring.Keyring, n int, subject string, payload func(i int) map[string]any) []Envelope {
 	t.Helper()
 	out := make([]Envelope, n)
 	for i := range out {

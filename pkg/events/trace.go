@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/talentforge/auth/pkg/keyring"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -19,7 +20,7 @@ const (
 // NewEnvelopeContext is NewEnvelope with the trace context of ctx recorded in the
 // envelope (SetTraceContext): what a service that writes the outbox inside a traced
 // request calls.
-func NewEnvelopeContext(ctx context.Context, keys *Keyring, id, typ string, occurredAt time.Time, requestID string, payload any) (Envelope, error) {
+func NewEnvelopeContext(ctx context.Context, keys *keyring.Keyring, id, typ string, occurredAt time.Time, requestID string, payload any) (Envelope, error) {
 	env, err := NewEnvelope(keys, id, typ, occurredAt, requestID, payload)
 	if err != nil {
 		return env, err

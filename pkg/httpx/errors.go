@@ -10,9 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/logging"
@@ -79,7 +77,7 @@ type Problem struct {
 }
 
 // asError turns anything a handler returned into an Error.
-func asError(err error) *Error {
+func asError(err error, driverUnavailable func(error) bool) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
@@ -105,21 +103,20 @@ func asError(err error) *Error {
 				Message: http.StatusText(he.Code) + ".", Err: err}
 		}
 	}
-	if unavailable(err) {
+	if unavailable(err) || driverUnavailable != nil && driverUnavailable(err) {
 		return &Error{Status: ErrUnavailable.Status, Code: ErrUnavailable.Code, Message: ErrUnavailable.Message, Err: err}
 	}
 	return &Error{Status: ErrInternal.Status, Code: ErrInternal.Code, Message: ErrInternal.Message, Err: err}
 }
 
-// unavailable recognises a dependency that cannot be reached (refused, timed out,
-// pool closed): the client should retry, so it is 503, not 500.
+// unavailable recognises a dependency that cannot be reached (refused, reset, timed
+// out, a database/sql pool closed): the client should retry, so it is 503, not 500. What
+// only a driver can tell comes through WithUnavailable.
 func unavailable(err error) bool {
 	var netErr net.Error
-	var pgConnect *pgconn.ConnectError
-	return errors.As(err, &netErr) || errors.As(err, &pgConnect) ||
+	return errors.As(err, &netErr) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) ||
-		errors.Is(err, redis.ErrClosed) || pgconn.Timeout(err) ||
 		strings.Contains(err.Error(), "sql: database is closed")
 }
 
@@ -151,7 +148,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if s.opts.mapError != nil {
 		err = s.opts.mapError(err)
 	}
-	e := asError(err)
+	e := asError(err, s.opts.unavailable)
 	rid := c.Response().Header().Get(echo.HeaderXRequestID)
 	if e.Status >= 500 {
 		logging.From(c.Request().Context(), s.log).Error("request failed",
@@ -188,4 +185,31 @@ func (s *Server) isProblemPath(path string) bool {
 		}
 	}
 	return false
+}
+
+// ErrorTable maps use-case errors to answers, first match wins: one table a service,
+// ending with the shared errors (accounts.Errors).
+type ErrorTable []ErrorMapping
+
+// ErrorMapping is one row of an ErrorTable.
+type ErrorMapping struct {
+	Err  error
+	Resp *Error
+}
+
+// Map returns the answer of err's row, with err as its cause, or err itself when no row
+// matches (the error handler answers it 500, or 503 for an unreachable dependency). An
+// answer "unauthorized" carries the Bearer challenge (RFC 6750).
+func (t ErrorTable) Map(err error) error {
+	for _, e := range t {
+		if errors.Is(err, e.Err) {
+			out := *e.Resp
+			out.Err = err
+			if out.Status == http.StatusUnauthorized && out.Code == ErrUnauthorized.Code {
+				out.Header = http.Header{"Www-Authenticate": {`Bearer realm="talentforge"`}}
+			}
+			return &out
+		}
+	}
+	return err
 }

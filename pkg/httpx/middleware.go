@@ -1,7 +1,6 @@
 package httpx
 
 import (
-	"context"
 	"fmt"
 	"mime"
 	"net/http"
@@ -25,18 +24,9 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			rid = uuid.NewString()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
-		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), requestIDKey{}, rid)))
+		c.SetRequest(c.Request().WithContext(logging.WithRequestID(c.Request().Context(), rid)))
 		return next(c)
 	}
-}
-
-type requestIDKey struct{}
-
-// RequestID returns the id of the request that ctx belongs to ("" outside one), so
-// use cases can stamp events with it.
-func RequestID(ctx context.Context) string {
-	rid, _ := ctx.Value(requestIDKey{}).(string)
-	return rid
 }
 
 func validRequestID(s string) bool {

@@ -34,6 +34,7 @@ type options struct {
 	problemPrefixes []string
 	checks          map[string]Check
 	mapError        func(error) error
+	unavailable     func(error) bool
 	corsOrigins     []string
 	gzipSkip        []string
 	gzip            bool
@@ -67,6 +68,13 @@ func WithReadyCheck(name string, c Check) Option {
 // are rendered, for every route alike.
 func WithErrorMapper(fn func(error) error) Option {
 	return func(o *options) { o.mapError = fn }
+}
+
+// WithUnavailable recognises the errors of the service's drivers that mean a
+// dependency cannot be used now (a closed pool, a failed connect): answered 503, as the
+// network errors and deadlines httpx recognises itself.
+func WithUnavailable(fn func(error) bool) Option {
+	return func(o *options) { o.unavailable = fn }
 }
 
 // WithCORS answers browsers from these origins (exact match), with credentials.

@@ -80,3 +80,17 @@ func WithTrace(ctx context.Context, l *zap.Logger) *zap.Logger {
 	}
 	return l
 }
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id of the request it belongs to.
+func WithRequestID(ctx context.Context, rid string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, rid)
+}
+
+// RequestID returns the id of the request that ctx belongs to ("" outside one), so
+// use cases can stamp events with it, as the access log stamps its lines.
+func RequestID(ctx context.Context) string {
+	rid, _ := ctx.Value(requestIDKey{}).(string)
+	return rid
+}

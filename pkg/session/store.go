@@ -61,12 +61,12 @@ type Session struct {
 	Stamp                            string
 }
 
-// Store reads and writes sessions. It is safe for concurrent use.
 // reuseHistory is how many retired secrets a session remembers for reuse
 // detection: at one refresh per 15-minute access token that is five days of
 // continuous use; a token older than that is refused without ending the session.
 const reuseHistory = 512
 
+// Store reads and writes sessions. It is safe for concurrent use.
 type Store struct {
 	rdb         redis.UniversalClient
 	idle        time.Duration

@@ -48,6 +48,7 @@ import (
 	"github.com/talentforge/auth/pkg/natstest"
 
 	"github.com/talentforge/auth/e2e/internal/local"
+	"github.com/talentforge/auth/pkg/platformtest"
 )
 
 func say(format string, args ...any) { fmt.Printf("enumtiming: "+format+"\n", args...) }
@@ -92,12 +93,12 @@ func run(n, warmup int, bin string) error {
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %v", err)
 	}
-	db := "enumtiming_" + local.RandomHex(5)
+	db := "enumtiming_" + platformtest.RandomHex(5)
 	u.Path = "/" + db
 	own := u.String()
 	u.Path = "/postgres"
 	admin := u.String()
-	ns := "enumtiming" + local.RandomHex(5)
+	ns := "enumtiming" + platformtest.RandomHex(5)
 	tmp, err := os.MkdirTemp("", "enumtiming-")
 	if err != nil {
 		return err
@@ -123,7 +124,7 @@ func run(n, warmup int, bin string) error {
 	}
 	env = append(env,
 		"DATABASE_URL="+own, "NATS_URL="+natsURL, "NATS_NAMESPACE="+ns,
-		"EVENT_KEYS=timing:"+local.RandomKey(), "MFA_ENCRYPTION_KEYS=timing:"+local.RandomKey(),
+		"EVENT_KEYS="+platformtest.KeySpec("timing"), "MFA_ENCRYPTION_KEYS="+platformtest.KeySpec("timing"),
 		"JWT_KEYS_DIR="+filepath.Join(tmp, "keys"), "PUBLIC_URL="+authURL,
 		fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", ports[0]), "LOG_LEVEL=warn", "LOG_FORMAT=console",
 		"TRUSTED_PROXIES=127.0.0.1/32",
@@ -168,19 +169,19 @@ func run(n, warmup int, bin string) error {
 	version, _ := exec.Command(bin, "version").Output()
 	say("%s (%s), database %s", bin, strings.TrimSpace(string(version)), db)
 
-	c := &client{base: authURL, ip: fmt.Sprintf("2001:db8:%s:%s::1", local.RandomHex(2), local.RandomHex(2)),
+	c := &client{base: authURL, ip: fmt.Sprintf("2001:db8:%s:%s::1", platformtest.RandomHex(2), platformtest.RandomHex(2)),
 		http: &http.Client{Timeout: 10 * time.Second}}
-	known := "timing-known-" + local.RandomHex(4) + "@example.com"
+	known := "timing-known-" + platformtest.RandomHex(4) + "@example.com"
 	if _, err := c.post(ctx, "/v1/auth/register", map[string]string{"email": known, "password": "plum kettle orbit 42"},
 		http.StatusAccepted); err != nil {
 		return err
 	}
-	unknown := func() string { return "timing-unknown-" + local.RandomHex(6) + "@example.com" }
+	unknown := func() string { return "timing-unknown-" + platformtest.RandomHex(6) + "@example.com" }
 	// Wrong passwords count in the login throttle: each known account takes at most 90 of
 	// them, and each login comes from an address (an IPv6 /64) of its own.
 	knownLogins := []string{known}
 	for len(knownLogins)*90 < warmup+n {
-		k := "timing-known-" + local.RandomHex(4) + "@example.com"
+		k := "timing-known-" + platformtest.RandomHex(4) + "@example.com"
 		if _, err := c.post(ctx, "/v1/auth/register", map[string]string{"email": k, "password": "plum kettle orbit 42"},
 			http.StatusAccepted); err != nil {
 			return err
@@ -217,7 +218,7 @@ func run(n, warmup int, bin string) error {
 				c.ip = baseIP
 				if p.route == "/v1/auth/login" {
 					addr = knownLogins[i%len(knownLogins)]
-					c.ip = fmt.Sprintf("2001:db8:%s:%s::1", local.RandomHex(2), local.RandomHex(2))
+					c.ip = fmt.Sprintf("2001:db8:%s:%s::1", platformtest.RandomHex(2), platformtest.RandomHex(2))
 				}
 				if !isKnown {
 					addr = unknown()

@@ -39,6 +39,7 @@ import (
 	"github.com/talentforge/auth/pkg/natstest"
 
 	"github.com/talentforge/auth/e2e/internal/local"
+	"github.com/talentforge/auth/pkg/platformtest"
 )
 
 const (
@@ -182,7 +183,7 @@ func (s *stack) start(ctx context.Context, mailpit string) error {
 		natsURL = "nats://127.0.0.1:4222"
 	}
 	s.natsURL = natsURL
-	own, admin, err := databaseURLs("smoke_" + local.RandomHex(5))
+	own, admin, err := databaseURLs("smoke_" + platformtest.RandomHex(5))
 	if err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func (s *stack) start(ctx context.Context, mailpit string) error {
 	authPort, oauthPort, workerPort, smtpPort, mailPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	s.authURL = fmt.Sprintf("http://127.0.0.1:%d", authPort)
 	s.mailURL = fmt.Sprintf("http://127.0.0.1:%d", mailPort)
-	s.ns = "smoke" + local.RandomHex(5)
+	s.ns = "smoke" + platformtest.RandomHex(5)
 	say("database %s, NATS namespace %s, files in %s", s.db, s.ns, s.tmp)
 
 	// The settings below win over the caller's (the last of a duplicate key is used),
@@ -223,8 +224,8 @@ func (s *stack) start(ctx context.Context, mailpit string) error {
 		"DATABASE_URL="+own,
 		"NATS_URL="+natsURL,
 		"NATS_NAMESPACE="+s.ns,
-		"EVENT_KEYS=smoke:"+local.RandomKey(),
-		"MFA_ENCRYPTION_KEYS=smoke:"+local.RandomKey(),
+		"EVENT_KEYS="+platformtest.KeySpec("smoke"),
+		"MFA_ENCRYPTION_KEYS="+platformtest.KeySpec("smoke"),
 		"JWT_KEYS_DIR="+filepath.Join(s.tmp, "keys"), // auth makes the key; oauth signs with it
 		"PUBLIC_URL="+s.authURL,
 		"APP_URL="+appURL,
@@ -447,7 +448,7 @@ type step struct {
 }
 
 func (s *stack) steps(ctx context.Context) int {
-	email := "smoke-" + local.RandomHex(4) + "@example.com"
+	email := "smoke-" + platformtest.RandomHex(4) + "@example.com"
 	var user struct {
 		ID string `json:"id"`
 	}

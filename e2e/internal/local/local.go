@@ -1,11 +1,8 @@
 // Package local holds what the e2e commands need to run the stack on this machine:
-// the repository's root, free loopback ports and random names and keys.
+// the repository's root and free loopback ports.
 package local
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -42,18 +39,4 @@ func FreePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// RandomHex is n random bytes in hex: names of databases and namespaces of a run.
-func RandomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// RandomKey is a random 32-byte key in standard base64 (EVENT_KEYS, MFA_ENCRYPTION_KEYS).
-func RandomKey() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/emailaddr"
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/ratelimit"
 )
 
@@ -154,12 +156,12 @@ func (s *Service) linkEmail(ctx context.Context, r EmailRequest, u *User) (*Link
 		if u.DisabledAt != nil {
 			return nil, EmailNotNeeded, nil
 		}
-		purpose, subject, ttl = PurposePasswordReset, SubjectPasswordResetRequest, s.cfg.ResetTTL
+		purpose, subject, ttl = PurposePasswordReset, events.SubjectPasswordResetRequested, s.cfg.ResetTTL
 	case EmailResend:
 		if u.Verified() || u.DisabledAt != nil {
 			return nil, EmailNotNeeded, nil
 		}
-		purpose, subject, ttl = PurposeEmailVerification, SubjectVerificationRequested, s.cfg.VerificationTTL
+		purpose, subject, ttl = PurposeEmailVerification, events.SubjectVerificationRequested, s.cfg.VerificationTTL
 	default:
 		return nil, "", fmt.Errorf("email request %s: unknown kind %q", r.ID, r.Kind)
 	}
@@ -170,8 +172,8 @@ func (s *Service) linkEmail(ctx context.Context, r EmailRequest, u *User) (*Link
 	if !send {
 		return nil, EmailBudgetSpent, nil
 	}
-	raw, tok := s.newToken(u.ID, purpose, s.now().Add(ttl))
-	return &LinkEmail{Token: tok, Event: Event{Subject: subject, Payload: emailPayload(*u, raw, tok.ExpiresAt)}}, EmailSent, nil
+	raw, tok := accounts.NewToken(u.ID, purpose, s.now().Add(ttl))
+	return &LinkEmail{Token: tok, Event: Event{Subject: subject, Payload: emailPayload(subject, *u, raw, tok.ExpiresAt)}}, EmailSent, nil
 }
 
 // ExpireEmailRequests drops, unsent, the requests accepted longer than maxAge ago (a

@@ -17,6 +17,8 @@ import (
 	"github.com/pquerna/otp/hotp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/talentforge/auth/pkg/accounts"
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/mfachallenge"
 )
 
@@ -30,12 +32,6 @@ var (
 	ErrMFANotEnabled     = errors.New("mfa not enabled")
 )
 
-// Outbox subjects of the MFA changes (email notices).
-const (
-	SubjectMFAEnabled  = "auth.user.mfa_enabled"
-	SubjectMFADisabled = "auth.user.mfa_disabled"
-)
-
 // TOTP parameters (RFC 6238): SHA1, 6 digits, 30 s steps, one step of skew.
 const (
 	totpIssuer = "TalentForge"
@@ -44,7 +40,7 @@ const (
 	// RecoveryCodes is how many recovery codes a confirmation hands out.
 	RecoveryCodes = 10
 	// MFATokenTTL is how long a password-checked login waits for its second factor.
-	MFATokenTTL = 5 * time.Minute
+	MFATokenTTL = mfachallenge.TTL
 	// MFAMaxFailures wrong codes burn an mfa_token.
 	MFAMaxFailures = 5
 )
@@ -107,19 +103,13 @@ func (s *Service) mfaReady() error {
 	return nil
 }
 
-// startMFA answers a right password for an account with MFA on: a single-use token,
-// 256 bits from the CSPRNG, kept in Redis only as its hash. It is no JWT, so it never
-// passes as a bearer token.
+// startMFA answers a right password for an account with MFA on: the core's pending
+// challenge (accounts.Sessions.SignIn), redeemed by LoginMFA.
 func (s *Service) startMFA(ctx context.Context, u User, c Client) (TokenPair, error) {
 	if err := s.mfaReady(); err != nil {
 		return TokenPair{}, err
 	}
-	raw, tok := s.newToken(u.ID, "mfa", s.now().Add(MFATokenTTL))
-	if err := s.challenges.Create(ctx, tok.Hash, MFAChallenge{UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent,
-		Stamp: u.CredentialStamp}, MFATokenTTL); err != nil {
-		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return TokenPair{MFARequired: true, MFAToken: raw, User: u}, nil
+	return s.core.SignIn(ctx, u, []string{"pwd"}, c)
 }
 
 // LoginMFA finishes a login with a TOTP or a recovery code. Wrong codes count toward
@@ -131,7 +121,7 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 	if err := s.mfaReady(); err != nil {
 		return TokenPair{}, err
 	}
-	hash, ok := hashToken(mfaToken)
+	hash, ok := accounts.HashToken(mfaToken)
 	if !ok {
 		return TokenPair{}, ErrInvalidMFACode
 	}
@@ -149,12 +139,8 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("load user: %w", err)
 	}
-	allowed, wait, err := s.limits.LoginAttempt(ctx, u.Email, c.IP)
-	if err != nil {
-		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	if !allowed {
-		return TokenPair{}, &RateLimitedError{Code: "too_many_attempts", Limit: -1, RetryAfter: wait, ResetAfter: wait}
+	if err := s.loginAttempt(ctx, u.Email, c.IP); err != nil {
+		return TokenPair{}, err
 	}
 	ok, err = s.checkCode(ctx, u.ID, code, true)
 	if err != nil {
@@ -181,12 +167,12 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	amr := append(ch.FirstFactor(), "otp")
-	pair, err := s.openSession(ctx, u, amr, c)
+	pair, err := s.core.Open(ctx, u, amr, c)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	s.audit(ctx, SubjectLoginSucceeded, map[string]any{"user_id": u.ID, "session_id": pair.SessionID,
-		"amr": amr, "ip": c.IP, "user_agent": c.UserAgent})
+	s.audit(ctx, events.SubjectLoginSucceeded, events.LoginSucceeded{UserID: u.ID, SessionID: pair.SessionID,
+		AMR: amr, IP: c.IP, UserAgent: c.UserAgent})
 	return pair, nil
 }
 
@@ -273,7 +259,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code, currentPas
 		codes[i] = newRecoveryCode()
 		hashes[i] = recoveryHash(codes[i])
 	}
-	ev := Event{Subject: SubjectMFAEnabled, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}
+	ev := Event{Subject: events.SubjectMFAEnabled, Payload: events.MFAEnabled{UserID: u.ID, Email: u.Email, Name: u.Name}}
 	if err := s.mfa.ConfirmTOTP(ctx, u.ID, sec.Secret, step, hashes, ev); errors.Is(err, ErrInvalidMFACode) {
 		return nil, ErrWrongMFACode
 	} else if err != nil {
@@ -320,7 +306,7 @@ func (s *Service) DisableTOTP(ctx context.Context, p Principal, code, currentPas
 	if err := s.limits.LoginSucceeded(ctx, u.Email, ip); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	ev := Event{Subject: SubjectMFADisabled, Payload: map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name}}
+	ev := Event{Subject: events.SubjectMFADisabled, Payload: events.MFADisabled{UserID: u.ID, Email: u.Email, Name: u.Name}}
 	return s.mfa.DisableTOTP(ctx, u.ID, ev)
 }
 

@@ -5,55 +5,25 @@ package account
 
 import (
 	"errors"
-	"slices"
 	"time"
+
+	"github.com/talentforge/auth/pkg/accounts"
 )
 
-// User is an account as the use cases see it.
-type User struct {
-	ID              string
-	Email           string
-	Name            string
-	PasswordHash    string // empty for accounts without a password
-	EmailVerifiedAt *time.Time
-	DisabledAt      *time.Time
-	MFAEnabled      bool
-	Roles           []string
-	// Permissions is the union of the roles' permissions; admin holds every one.
-	Permissions []string
-	CreatedAt   time.Time
-	// CredentialStamp is session.CredentialStamp of the password's last change:
-	// a session stamped otherwise was opened with a password since replaced.
-	CredentialStamp string
-}
-
-// HasRole reports whether the user holds role.
-func (u User) HasRole(role string) bool { return slices.Contains(u.Roles, role) }
-
-// HasPermission reports whether the user holds permission; admin holds every one.
-func (u User) HasPermission(p string) bool {
-	return u.HasRole("admin") || slices.Contains(u.Permissions, p)
-}
-
-// Verified reports whether the address was verified.
-func (u User) Verified() bool { return u.EmailVerifiedAt != nil }
+// User is an account (the account core's).
+type User = accounts.User
 
 // Purpose of a one-time token.
-type Purpose string
+type Purpose = accounts.Purpose
 
 // The purposes a one-time token can serve; a token serves exactly one.
 const (
-	PurposeEmailVerification Purpose = "email_verification"
-	PurposePasswordReset     Purpose = "password_reset"
+	PurposeEmailVerification = accounts.PurposeEmailVerification
+	PurposePasswordReset     = accounts.PurposePasswordReset
 )
 
 // OneTimeToken is a verification or reset token as stored: its hash, never the token.
-type OneTimeToken struct {
-	Hash      []byte
-	UserID    string
-	Purpose   Purpose
-	ExpiresAt time.Time
-}
+type OneTimeToken = accounts.OneTimeToken
 
 // Proof is what proving an address (a verification or reset link used) changed.
 type Proof struct {
@@ -68,46 +38,29 @@ type Proof struct {
 }
 
 // Event is written to the outbox in the same transaction as the change that causes it.
+// Its subject is one of pkg/events' Subject constants and its payload that subject's
+// struct (events.Catalog).
 type Event struct {
 	Subject string
 	Payload any
 }
 
-// Outbox subjects, one per event type, under auth.>.
-const (
-	SubjectVerificationRequested = "auth.email.verification_requested"
-	SubjectRegisterExisting      = "auth.email.register_existing"
-	SubjectPasswordResetRequest  = "auth.email.password_reset_requested"
-	SubjectPasswordChanged       = "auth.user.password_changed"
-	SubjectEmailVerified         = "auth.user.email_verified"
-	// The oauth service's identity events, written here when proving an address
-	// unlinks or links an identity.
-	SubjectIdentityLinked   = "auth.oauth.identity_linked"
-	SubjectIdentityUnlinked = "auth.oauth.identity_unlinked"
-	SubjectRegistered       = "auth.user.registered"
-	SubjectLoginSucceeded   = "auth.user.login_succeeded"
-	SubjectLoginFailed      = "auth.user.login_failed"
-	SubjectRefreshReused    = "auth.session.refresh_reused"
-	SubjectLoggedOut        = "auth.session.logged_out"
-	SubjectLoggedOutAll     = "auth.session.logged_out_all"
-)
-
 // Errors the HTTP layer maps to codes. They say nothing that would help enumeration.
 var (
 	ErrInvalidEmail        = errors.New("invalid email")
-	ErrEmailTaken          = errors.New("email taken")
+	ErrEmailTaken          = accounts.ErrEmailTaken
 	ErrInvalidCredentials  = errors.New("invalid credentials")
 	ErrEmailNotVerified    = errors.New("email not verified")
-	ErrAccountDisabled     = errors.New("account disabled")
+	ErrAccountDisabled     = accounts.ErrAccountDisabled
 	ErrInvalidRefreshToken = errors.New("invalid refresh token")
 	ErrRefreshTokenReused  = errors.New("refresh token reused")
 	ErrInvalidToken        = errors.New("invalid or expired token")
-	ErrUnauthenticated     = errors.New("unauthenticated")
+	ErrUnauthenticated     = accounts.ErrUnauthenticated
 	ErrForbidden           = errors.New("forbidden")
-	ErrNotFound            = errors.New("not found")
+	ErrNotFound            = accounts.ErrNotFound
 	ErrInvalidName         = errors.New("invalid name")
 	ErrInvalidRequest      = errors.New("invalid request")
-	ErrUnavailable         = errors.New("dependency unavailable")
+	ErrUnavailable         = accounts.ErrUnavailable
 	ErrBusy                = errors.New("too busy")
 	// ErrReauthRequired: a credential change with a session that authenticated longer
 	// ago than REAUTH_MAX_AGE and no current password in the request.

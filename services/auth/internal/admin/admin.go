@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/talentforge/auth/pkg/emailaddr"
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
@@ -54,15 +55,6 @@ var (
 	ErrInvalidPermission = errors.New("invalid permission")
 	ErrInvalidCursor     = errors.New("invalid cursor")
 	ErrInvalidLimit      = errors.New("invalid limit")
-)
-
-// Audit subjects, under auth.> like every event.
-const (
-	SubjectRolesSet     = "auth.admin.user_roles_set"
-	SubjectUserDisabled = "auth.admin.user_disabled"
-	SubjectUserEnabled  = "auth.admin.user_enabled"
-	SubjectRoleCreated  = "auth.admin.role_created"
-	SubjectRoleDeleted  = "auth.admin.role_deleted"
 )
 
 // Store is what the admin use cases need from PostgreSQL. Writes invalidate the user
@@ -179,7 +171,7 @@ func (s *Service) SetRoles(ctx context.Context, actor account.Principal, userID 
 		}
 	}
 	slices.Sort(set)
-	return s.store.SetRoles(ctx, userID, set, audit(SubjectRolesSet, actor, map[string]any{"user_id": userID, "roles": set}))
+	return s.store.SetRoles(ctx, userID, set, audit(events.SubjectUserRolesSet, events.UserRolesSet{UserID: userID, Roles: set, Actor: actorOf(actor)}))
 }
 
 // Disable stops a user: every session ends at once and login answers account_disabled.
@@ -190,7 +182,7 @@ func (s *Service) Disable(ctx context.Context, actor account.Principal, userID s
 	if userID == actor.UserID {
 		return account.ErrForbidden
 	}
-	return s.store.SetDisabled(ctx, userID, true, audit(SubjectUserDisabled, actor, map[string]any{"user_id": userID}),
+	return s.store.SetDisabled(ctx, userID, true, audit(events.SubjectUserDisabled, events.UserDisabled{UserID: userID, Actor: actorOf(actor)}),
 		func(ctx context.Context) error {
 			_, err := s.sessions.RevokeAll(ctx, userID, "")
 			return err
@@ -202,7 +194,7 @@ func (s *Service) Enable(ctx context.Context, actor account.Principal, userID st
 	if _, err := uuid.Parse(userID); err != nil {
 		return account.ErrNotFound
 	}
-	return s.store.SetDisabled(ctx, userID, false, audit(SubjectUserEnabled, actor, map[string]any{"user_id": userID}),
+	return s.store.SetDisabled(ctx, userID, false, audit(events.SubjectUserEnabled, events.UserEnabled{UserID: userID, Actor: actorOf(actor)}),
 		func(context.Context) error { return nil })
 }
 
@@ -230,7 +222,7 @@ func (s *Service) CreateRole(ctx context.Context, actor account.Principal, name 
 	}
 	slices.Sort(set)
 	return s.store.CreateRole(ctx, Role{Name: name, Permissions: set},
-		audit(SubjectRoleCreated, actor, map[string]any{"role": name, "permissions": set}))
+		audit(events.SubjectRoleCreated, events.RoleCreated{Role: name, Permissions: set, Actor: actorOf(actor)}))
 }
 
 // DeleteRole removes a role and takes it from every user holding it.
@@ -241,11 +233,14 @@ func (s *Service) DeleteRole(ctx context.Context, actor account.Principal, name 
 	if !roleName.MatchString(name) {
 		return account.ErrNotFound
 	}
-	return s.store.DeleteRole(ctx, name, audit(SubjectRoleDeleted, actor, map[string]any{"role": name}))
+	return s.store.DeleteRole(ctx, name, audit(events.SubjectRoleDeleted, events.RoleDeleted{Role: name, Actor: actorOf(actor)}))
 }
 
-func audit(subject string, actor account.Principal, payload map[string]any) account.Event {
-	payload["actor_id"] = actor.UserID
-	payload["actor_session_id"] = actor.SessionID
+func audit(subject string, payload any) account.Event {
 	return account.Event{Subject: subject, Payload: payload}
+}
+
+// actorOf is the admin of an admin event.
+func actorOf(actor account.Principal) events.Actor {
+	return events.Actor{ActorID: actor.UserID, ActorSessionID: actor.SessionID}
 }

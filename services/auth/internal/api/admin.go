@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
@@ -24,8 +25,8 @@ func requireRole(role string) echo.MiddlewareFunc {
 }
 
 type userPage struct {
-	Users      []userView `json:"users"`
-	NextCursor *string    `json:"next_cursor"`
+	Users      []accounts.UserView `json:"users"`
+	NextCursor *string             `json:"next_cursor"`
 }
 
 func (h *Handler) adminListUsers(c echo.Context) error {
@@ -41,9 +42,9 @@ func (h *Handler) adminListUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := userPage{Users: make([]userView, len(page.Users))}
+	out := userPage{Users: make([]accounts.UserView, len(page.Users))}
 	for i, u := range page.Users {
-		out.Users[i] = viewUser(u)
+		out.Users[i] = accounts.ViewUser(u)
 	}
 	if page.Next != nil {
 		cur := admin.EncodeCursor(*page.Next)
@@ -57,7 +58,7 @@ func (h *Handler) adminGetUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewUser(u))
+	return c.JSON(http.StatusOK, accounts.ViewUser(u))
 }
 
 type rolesRequest struct {
@@ -76,7 +77,7 @@ func (h *Handler) adminSetRoles(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewUser(u))
+	return c.JSON(http.StatusOK, accounts.ViewUser(u))
 }
 
 func (h *Handler) adminDisable(c echo.Context) error {

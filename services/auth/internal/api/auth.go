@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
@@ -30,7 +31,7 @@ func (h *Handler) register(c echo.Context) error {
 	if res.Pending {
 		return c.JSON(http.StatusAccepted, map[string]string{"status": "verification_pending"})
 	}
-	return c.JSON(http.StatusCreated, viewUser(res.User))
+	return c.JSON(http.StatusCreated, accounts.ViewUser(res.User))
 }
 
 func (h *Handler) login(c echo.Context) error {
@@ -41,7 +42,7 @@ func (h *Handler) login(c echo.Context) error {
 	if pair.MFARequired {
 		return c.JSON(http.StatusOK, mfaRequiredView{MFARequired: true, MFAToken: pair.MFAToken})
 	}
-	return c.JSON(http.StatusOK, viewPair(pair))
+	return c.JSON(http.StatusOK, accounts.ViewPair(pair))
 }
 
 // loginPair is the login of both versions: bind, check, sign in. v1 and v2 differ only
@@ -76,7 +77,7 @@ func (h *Handler) refresh(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewPair(pair))
+	return c.JSON(http.StatusOK, accounts.ViewPair(pair))
 }
 
 func (h *Handler) logout(c echo.Context) error {
@@ -128,7 +129,7 @@ func (h *Handler) verifyEmail(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewUser(u))
+	return c.JSON(http.StatusOK, accounts.ViewUser(u))
 }
 
 type emailRequest struct {

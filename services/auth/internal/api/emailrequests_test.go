@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 )
 
@@ -62,11 +62,11 @@ func TestEmailRequestsSendOnceForKnownNothingForOthers(t *testing.T) {
 		name, route, email, subject string
 		before, after               int // the address's events of subject
 	}{
-		{"forgot, known", "/v1/auth/password/forgot", verified, account.SubjectPasswordResetRequest, 0, 1},
-		{"forgot, unknown", "/v1/auth/password/forgot", unknown, account.SubjectPasswordResetRequest, 0, 0},
-		{"resend, unverified", "/v1/auth/email/resend", strings.ToUpper(pending), account.SubjectVerificationRequested, 1, 2},
-		{"resend, verified", "/v1/auth/email/resend", verified, account.SubjectVerificationRequested, 1, 1},
-		{"resend, unknown", "/v1/auth/email/resend", unknown, account.SubjectVerificationRequested, 0, 0},
+		{"forgot, known", "/v1/auth/password/forgot", verified, events.SubjectPasswordResetRequested, 0, 1},
+		{"forgot, unknown", "/v1/auth/password/forgot", unknown, events.SubjectPasswordResetRequested, 0, 0},
+		{"resend, unverified", "/v1/auth/email/resend", strings.ToUpper(pending), events.SubjectVerificationRequested, 1, 2},
+		{"resend, verified", "/v1/auth/email/resend", verified, events.SubjectVerificationRequested, 1, 1},
+		{"resend, unknown", "/v1/auth/email/resend", unknown, events.SubjectVerificationRequested, 0, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestEmailRequestsSendOnceForKnownNothingForOthers(t *testing.T) {
 			}
 		})
 	}
-	tok := e.OutboxToken(verified, account.SubjectPasswordResetRequest)
+	tok := e.OutboxToken(verified, events.SubjectPasswordResetRequested)
 	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/password/reset",
 		map[string]string{"token": tok, "password": "a new passphrase for er 77"}, ""), http.StatusNoContent, "")
 }
@@ -125,7 +125,7 @@ func TestEmailRequestsOfAStoppedReplicaAreSentOnceByOthers(t *testing.T) {
 		if got := erCount(t, stopped, "SELECT count(*) FROM email_requests r WHERE strpos(row_to_json(r)::text, ?) > 0", local); got != 0 {
 			t.Fatalf("a request row holds %s in clear", addr)
 		}
-		if got := stopped.OutboxCount(addr, account.SubjectPasswordResetRequest); got != 0 {
+		if got := stopped.OutboxCount(addr, events.SubjectPasswordResetRequested); got != 0 {
 			t.Fatalf("%d reset events for %s before any processor ran", got, addr)
 		}
 	}
@@ -137,14 +137,14 @@ func TestEmailRequestsOfAStoppedReplicaAreSentOnceByOthers(t *testing.T) {
 	}
 	erWaitGone(t, a)
 	for i := range n {
-		if got := a.OutboxCount(known[i], account.SubjectPasswordResetRequest); got != 1 {
+		if got := a.OutboxCount(known[i], events.SubjectPasswordResetRequested); got != 1 {
 			t.Fatalf("%d reset events for %s, want 1", got, known[i])
 		}
-		if got := a.OutboxCount(unknown[i], account.SubjectPasswordResetRequest); got != 0 {
+		if got := a.OutboxCount(unknown[i], events.SubjectPasswordResetRequested); got != 0 {
 			t.Fatalf("%d reset events for the unknown %s, want 0", got, unknown[i])
 		}
 	}
-	tok := b.OutboxToken(known[0], account.SubjectPasswordResetRequest)
+	tok := b.OutboxToken(known[0], events.SubjectPasswordResetRequested)
 	apitest.Expect(t, b.Do(http.MethodPost, "/v1/auth/password/reset",
 		map[string]string{"token": tok, "password": "a new passphrase for er 78"}, ""), http.StatusNoContent, "")
 }
@@ -254,7 +254,7 @@ func TestEmailRequestFailedAttemptIsRetriedWithBackoff(t *testing.T) {
 	expectDelta(t, before, scrape(t, lacking), map[string]float64{erFailures: 0})
 	fail(9, 5*time.Minute)  // 512 s, at most 5 min
 	fail(30, 5*time.Minute) // 2^30 s
-	if n := sealer.OutboxCount(addr, account.SubjectPasswordResetRequest); n != 0 {
+	if n := sealer.OutboxCount(addr, events.SubjectPasswordResetRequested); n != 0 {
 		t.Fatalf("%d reset events written by failed attempts", n)
 	}
 	if n := erResetTokens(t, sealer, addr); n != 0 {
@@ -277,13 +277,13 @@ func TestEmailRequestFailedAttemptIsRetriedWithBackoff(t *testing.T) {
 	if n := erCount(t, sealer, "SELECT count(*) FROM email_requests"); n != 0 {
 		t.Fatalf("%d requests left", n)
 	}
-	if n := sealer.OutboxCount(addr, account.SubjectPasswordResetRequest); n != 1 {
+	if n := sealer.OutboxCount(addr, events.SubjectPasswordResetRequested); n != 1 {
 		t.Fatalf("%d reset events, want 1", n)
 	}
 	if n := erResetTokens(t, sealer, addr); n != 1 {
 		t.Fatalf("%d reset tokens, want 1", n)
 	}
-	tok := sealer.OutboxToken(addr, account.SubjectPasswordResetRequest)
+	tok := sealer.OutboxToken(addr, events.SubjectPasswordResetRequested)
 	apitest.Expect(t, sealer.Do(http.MethodPost, "/v1/auth/password/reset",
 		map[string]string{"token": tok, "password": "a new passphrase for er 79"}, ""), http.StatusNoContent, "")
 }
@@ -304,13 +304,13 @@ func erAgeRows(t *testing.T, stopped *apitest.Env, old, young string) (string, s
 // erCheckAged checks that old got nothing and young its reset link.
 func erCheckAged(t *testing.T, e *apitest.Env, old, young string) {
 	t.Helper()
-	if n := e.OutboxCount(old, account.SubjectPasswordResetRequest); n != 0 {
+	if n := e.OutboxCount(old, events.SubjectPasswordResetRequested); n != 0 {
 		t.Errorf("%d reset events for the request older than the maximum age, want 0", n)
 	}
 	if n := erResetTokens(t, e, old); n != 0 {
 		t.Errorf("%d reset tokens for the request older than the maximum age, want 0", n)
 	}
-	if n := e.OutboxCount(young, account.SubjectPasswordResetRequest); n != 1 {
+	if n := e.OutboxCount(young, events.SubjectPasswordResetRequested); n != 1 {
 		t.Errorf("%d reset events for the request younger than the maximum age, want 1", n)
 	}
 }

@@ -19,8 +19,6 @@ import (
 
 	"github.com/talentforge/auth/pkg/config"
 	"github.com/talentforge/auth/pkg/events"
-	"github.com/talentforge/auth/services/auth/internal/account"
-	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
@@ -103,7 +101,7 @@ func TestRegisterEventIsSealedAndRelayed(t *testing.T) {
 		t.Fatalf("X-Request-Id %q, want the one sent", rid)
 	}
 
-	subject := account.SubjectVerificationRequested
+	subject := events.SubjectVerificationRequested
 	tok := e.OutboxToken(email, subject) // opened with the service's EVENT_KEYS
 	var all string
 	evScan(t, e, &all, "SELECT COALESCE(string_agg(o::text, E'\\n'), '') FROM outbox o")
@@ -131,7 +129,7 @@ func TestRegisterEventIsSealedAndRelayed(t *testing.T) {
 	}
 	// Both events of the registration carry the request id.
 	var registered []byte
-	evScan(t, e, &registered, "SELECT payload FROM outbox WHERE subject = ? AND payload->>'user_id' = ?", account.SubjectRegistered, userID)
+	evScan(t, e, &registered, "SELECT payload FROM outbox WHERE subject = ? AND payload->>'user_id' = ?", events.SubjectRegistered, userID)
 	var regEnv events.Envelope
 	if err := json.Unmarshal(registered, &regEnv); err != nil || regEnv.RequestID != rid || regEnv.UserID != userID {
 		t.Fatalf("registered event %s (%v)", registered, err)
@@ -194,13 +192,13 @@ func TestAuditEventNamesActorAndUser(t *testing.T) {
 
 	var raw []byte
 	var rowID string
-	evScan(t, e, &raw, "SELECT payload FROM outbox WHERE subject = ? AND payload->>'user_id' = ?", admin.SubjectUserDisabled, target.User.ID)
-	evScan(t, e, &rowID, "SELECT id::text FROM outbox WHERE subject = ? AND payload->>'user_id' = ?", admin.SubjectUserDisabled, target.User.ID)
+	evScan(t, e, &raw, "SELECT payload FROM outbox WHERE subject = ? AND payload->>'user_id' = ?", events.SubjectUserDisabled, target.User.ID)
+	evScan(t, e, &rowID, "SELECT id::text FROM outbox WHERE subject = ? AND payload->>'user_id' = ?", events.SubjectUserDisabled, target.User.ID)
 	var env events.Envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
 		t.Fatal(err)
 	}
-	evCheckEnvelope(t, env, rowID, admin.SubjectUserDisabled, target.User.ID, adm.User.ID, r.Header.Get("X-Request-Id"))
+	evCheckEnvelope(t, env, rowID, events.SubjectUserDisabled, target.User.ID, adm.User.ID, r.Header.Get("X-Request-Id"))
 	if _, err := env.Token(e.App.EventKeys); !errors.Is(err, events.ErrNoToken) {
 		t.Fatalf("an audit event carries a token (%v)", err)
 	}

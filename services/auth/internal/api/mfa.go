@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
@@ -25,7 +26,7 @@ func (h *Handler) loginMFA(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewPair(pair))
+	return c.JSON(http.StatusOK, accounts.ViewPair(pair))
 }
 
 // loginMFAPair is the second login step of both versions; they differ only in how they

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 )
 
@@ -30,10 +30,10 @@ func TestForgotPasswordAnswersAlike(t *testing.T) {
 			t.Fatalf("forgot answers differ: %s vs %s", r.Body, rk.Body)
 		}
 	}
-	if n := flowCount(t, e, known, account.SubjectPasswordResetRequest); n != 1 {
+	if n := flowCount(t, e, known, events.SubjectPasswordResetRequested); n != 1 {
 		t.Fatalf("%d reset events for the known address, want 1", n)
 	}
-	if n := flowCount(t, e, unknown, account.SubjectPasswordResetRequest); n != 0 {
+	if n := flowCount(t, e, unknown, events.SubjectPasswordResetRequested); n != 0 {
 		t.Fatalf("%d reset events for an unknown address", n)
 	}
 }
@@ -47,18 +47,18 @@ func TestForgotPasswordMailsStoredAddress(t *testing.T) {
 	typed := strings.ToUpper(local) + "@" + strings.ToUpper(domain[:1]) + domain[1:]
 
 	apitest.Expect(t, flowForgot(e, typed), http.StatusAccepted, "")
-	if n := flowCount(t, e, stored, account.SubjectPasswordResetRequest); n != 1 {
+	if n := flowCount(t, e, stored, events.SubjectPasswordResetRequested); n != 1 {
 		t.Fatalf("%d reset events for the stored address %q, want 1", n, stored)
 	}
-	if n := flowCount(t, e, typed, account.SubjectPasswordResetRequest); n != 0 {
+	if n := flowCount(t, e, typed, events.SubjectPasswordResetRequested); n != 0 {
 		t.Fatalf("a reset event names the typed address %q", typed)
 	}
-	payload := e.OutboxPayload(stored, account.SubjectPasswordResetRequest)
+	payload := e.OutboxPayload(stored, events.SubjectPasswordResetRequested)
 	if payload["email"] != stored || payload["user_id"] != u.ID {
 		t.Fatalf("reset event payload %v", payload)
 	}
 	flowExpectLifetime(t, payload, time.Hour)
-	apitest.Expect(t, flowReset(e, flowToken(t, e, stored, account.SubjectPasswordResetRequest), flowNewPassword), http.StatusNoContent, "")
+	apitest.Expect(t, flowReset(e, flowToken(t, e, stored, events.SubjectPasswordResetRequested), flowNewPassword), http.StatusNoContent, "")
 	flowPair(t, flowLogin(e, stored, flowNewPassword))
 }
 
@@ -69,9 +69,9 @@ func TestForgotPasswordSecondRequestRetiresFirstToken(t *testing.T) {
 	e.Register(email)
 
 	apitest.Expect(t, flowForgot(e, email), http.StatusAccepted, "")
-	first := flowToken(t, e, email, account.SubjectPasswordResetRequest)
+	first := flowToken(t, e, email, events.SubjectPasswordResetRequested)
 	apitest.Expect(t, flowForgot(e, email), http.StatusAccepted, "")
-	second := flowToken(t, e, email, account.SubjectPasswordResetRequest)
+	second := flowToken(t, e, email, events.SubjectPasswordResetRequested)
 	if first == second {
 		t.Fatal("the second request carries the first token")
 	}
@@ -89,7 +89,7 @@ func TestResetPasswordEndsSessionsAndIsSingleUse(t *testing.T) {
 	s2 = flowRefreshOK(t, e, s2.RefreshToken)
 
 	apitest.Expect(t, flowForgot(e, email), http.StatusAccepted, "")
-	tok := flowToken(t, e, email, account.SubjectPasswordResetRequest)
+	tok := flowToken(t, e, email, events.SubjectPasswordResetRequested)
 	// Asking for a reset ends nothing and changes nothing yet.
 	flowExpectATAlive(t, e, s1.AccessToken)
 	flowPair(t, flowLogin(e, email, apitest.Password))
@@ -110,10 +110,10 @@ func TestResetPasswordEndsSessionsAndIsSingleUse(t *testing.T) {
 	apitest.Expect(t, flowReset(e, tok, "yet another passphrase 88"), http.StatusBadRequest, "invalid_token")
 	flowPair(t, flowLogin(e, email, flowNewPassword))
 
-	if n := flowCount(t, e, email, account.SubjectPasswordChanged); n != 1 {
+	if n := flowCount(t, e, email, events.SubjectPasswordChanged); n != 1 {
 		t.Fatalf("%d password_changed events, want 1", n)
 	}
-	ev := e.OutboxPayload(email, account.SubjectPasswordChanged)
+	ev := e.OutboxPayload(email, events.SubjectPasswordChanged)
 	if ev["user_id"] != s1.User.ID {
 		t.Fatalf("password_changed payload %v", ev)
 	}
@@ -136,13 +136,13 @@ func TestResetPasswordRejectsBadTokens(t *testing.T) {
 		{"empty", func(*testing.T, *apitest.Env, string) string { return "" }, true},
 		{"expired", func(t *testing.T, e *apitest.Env, email string) string {
 			apitest.Expect(t, flowForgot(e, email), http.StatusAccepted, "")
-			tok := flowToken(t, e, email, account.SubjectPasswordResetRequest)
+			tok := flowToken(t, e, email, events.SubjectPasswordResetRequested)
 			flowExec(t, e, `UPDATE one_time_tokens SET expires_at = now() - interval '1 second'
 				WHERE user_id = ? AND purpose = 'password_reset'`, flowUserID(t, e, email))
 			return tok
 		}, true},
 		{"verification token", func(t *testing.T, e *apitest.Env, email string) string {
-			return flowToken(t, e, email, account.SubjectVerificationRequested)
+			return flowToken(t, e, email, events.SubjectVerificationRequested)
 		}, false},
 	}
 	for _, tc := range cases {
@@ -157,7 +157,7 @@ func TestResetPasswordRejectsBadTokens(t *testing.T) {
 			}
 			tok := tc.token(t, se, email)
 			apitest.Expect(t, flowReset(se, tok, flowNewPassword), http.StatusBadRequest, "invalid_token")
-			if n := flowCount(t, e, email, account.SubjectPasswordChanged); n != 0 {
+			if n := flowCount(t, e, email, events.SubjectPasswordChanged); n != 0 {
 				t.Fatal("a refused reset wrote password_changed")
 			}
 			if tc.verify {
@@ -179,7 +179,7 @@ func TestResetPasswordWeakPasswordKeepsToken(t *testing.T) {
 	e := apitest.Start(t, nil)
 	email, s := e.NewUser(t)
 	apitest.Expect(t, flowForgot(e, email), http.StatusAccepted, "")
-	tok := flowToken(t, e, email, account.SubjectPasswordResetRequest)
+	tok := flowToken(t, e, email, events.SubjectPasswordResetRequested)
 
 	for _, weak := range []string{"short1", "qwertyuiop", strings.SplitN(email, "@", 2)[0] + "!!", strings.Repeat("z", 257)} {
 		apitest.Expect(t, flowReset(e, tok, weak), http.StatusUnprocessableEntity, "weak_password")
@@ -215,7 +215,7 @@ func TestChangePassword(t *testing.T) {
 	apitest.Expect(t, flowChangePassword(e, "", apitest.Password, flowNewPassword), http.StatusUnauthorized, "")
 	// The refused attempts changed nothing.
 	flowExpectATAlive(t, e, other.AccessToken)
-	if n := flowCount(t, e, email, account.SubjectPasswordChanged); n != 0 {
+	if n := flowCount(t, e, email, events.SubjectPasswordChanged); n != 0 {
 		t.Fatalf("refused changes wrote %d password_changed events", n)
 	}
 
@@ -233,7 +233,7 @@ func TestChangePassword(t *testing.T) {
 
 	apitest.Expect(t, flowLogin(e, email, apitest.Password), http.StatusUnauthorized, "invalid_credentials")
 	flowPair(t, flowLogin(e, email, flowNewPassword))
-	if n := flowCount(t, e, email, account.SubjectPasswordChanged); n != 1 {
+	if n := flowCount(t, e, email, events.SubjectPasswordChanged); n != 1 {
 		t.Fatalf("%d password_changed events, want 1", n)
 	}
 }

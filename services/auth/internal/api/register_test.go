@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 )
 
@@ -284,17 +284,17 @@ func TestRegisterTakenAddressAnswersLikeNewOne(t *testing.T) {
 		t.Fatalf("%d accounts for %s, want 1", n, email)
 	}
 	id := flowUserID(t, e, email)
-	if n := flowCount(t, e, email, account.SubjectRegisterExisting); n != 1 {
+	if n := flowCount(t, e, email, events.SubjectRegisterExisting); n != 1 {
 		t.Fatalf("%d register_existing notices, want 1", n)
 	}
-	notice := e.OutboxPayload(email, account.SubjectRegisterExisting)
+	notice := e.OutboxPayload(email, events.SubjectRegisterExisting)
 	if notice["user_id"] != id || notice["email"] != email {
 		t.Fatalf("notice payload %v is not for the owner %s", notice, id)
 	}
 	if _, ok := notice["token"]; ok {
 		t.Fatalf("the notice carries a token: %v", notice)
 	}
-	if n := flowCount(t, e, email, account.SubjectVerificationRequested); n != 1 {
+	if n := flowCount(t, e, email, events.SubjectVerificationRequested); n != 1 {
 		t.Fatalf("%d verification events, want 1 (the second attempt must not issue a token)", n)
 	}
 	var name string
@@ -442,10 +442,10 @@ func TestRegisterNormalisesEmail(t *testing.T) {
 				if required {
 					flowExpectPending(t, first)
 					flowExpectPending(t, second)
-					if n := flowCount(t, e, stored, account.SubjectRegisterExisting); n != 1 {
+					if n := flowCount(t, e, stored, events.SubjectRegisterExisting); n != 1 {
 						t.Fatalf("the variant did not reach the owner of %q as a register_existing notice (%d)", stored, n)
 					}
-					apitest.Expect(t, flowVerifyEmail(e, flowToken(t, e, stored, account.SubjectVerificationRequested)), http.StatusOK, "")
+					apitest.Expect(t, flowVerifyEmail(e, flowToken(t, e, stored, events.SubjectVerificationRequested)), http.StatusOK, "")
 				} else {
 					apitest.Expect(t, first, http.StatusCreated, "")
 					apitest.Expect(t, second, http.StatusConflict, "email_taken")
@@ -477,9 +477,9 @@ func TestEmailVerify(t *testing.T) {
 	e := apitest.Start(t, nil)
 	email := apitest.Email("verify")
 	flowExpectPending(t, flowRegister(e, email, apitest.Password, "Vera"))
-	tok := flowToken(t, e, email, account.SubjectVerificationRequested)
+	tok := flowToken(t, e, email, events.SubjectVerificationRequested)
 
-	flowExpectLifetime(t, e.OutboxPayload(email, account.SubjectVerificationRequested), 24*time.Hour)
+	flowExpectLifetime(t, e.OutboxPayload(email, events.SubjectVerificationRequested), 24*time.Hour)
 
 	r := flowVerifyEmail(e, tok)
 	apitest.Expect(t, r, http.StatusOK, "")
@@ -494,7 +494,7 @@ func TestEmailVerify(t *testing.T) {
 	if !verified {
 		t.Fatal("email_verified_at not set in the database")
 	}
-	if n := flowCount(t, e, email, account.SubjectEmailVerified); n != 1 {
+	if n := flowCount(t, e, email, events.SubjectEmailVerified); n != 1 {
 		t.Fatalf("%d email_verified events, want 1", n)
 	}
 
@@ -516,14 +516,14 @@ func TestEmailVerifyRejectsBadTokens(t *testing.T) {
 			return base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 		}},
 		{"expired", func(t *testing.T, e *apitest.Env, email string) string {
-			tok := flowToken(t, e, email, account.SubjectVerificationRequested)
+			tok := flowToken(t, e, email, events.SubjectVerificationRequested)
 			flowExec(t, e, `UPDATE one_time_tokens SET expires_at = now() - interval '1 minute'
 				WHERE user_id = ? AND purpose = 'email_verification'`, flowUserID(t, e, email))
 			return tok
 		}},
 		{"password reset token", func(t *testing.T, e *apitest.Env, email string) string {
 			apitest.Expect(t, flowForgot(flowFor(t, e), email), http.StatusAccepted, "")
-			return flowToken(t, e, email, account.SubjectPasswordResetRequest)
+			return flowToken(t, e, email, events.SubjectPasswordResetRequested)
 		}},
 	}
 	for _, tc := range cases {
@@ -558,12 +558,12 @@ func TestEmailResend(t *testing.T) {
 
 	pending := apitest.Email("resend-pending")
 	flowExpectPending(t, flowRegister(e, pending, apitest.Password, ""))
-	old := flowToken(t, e, pending, account.SubjectVerificationRequested)
+	old := flowToken(t, e, pending, events.SubjectVerificationRequested)
 	known := resend(strings.ToUpper(pending))
-	if n := flowCount(t, e, pending, account.SubjectVerificationRequested); n != 2 {
+	if n := flowCount(t, e, pending, events.SubjectVerificationRequested); n != 2 {
 		t.Fatalf("%d verification events after a resend, want 2", n)
 	}
-	fresh := flowToken(t, e, pending, account.SubjectVerificationRequested)
+	fresh := flowToken(t, e, pending, events.SubjectVerificationRequested)
 	if fresh == old {
 		t.Fatal("the resend carries the old token")
 	}
@@ -572,7 +572,7 @@ func TestEmailResend(t *testing.T) {
 
 	// Verified now: a resend sends nothing.
 	verified := resend(pending)
-	if n := flowCount(t, e, pending, account.SubjectVerificationRequested); n != 2 {
+	if n := flowCount(t, e, pending, events.SubjectVerificationRequested); n != 2 {
 		t.Fatalf("a resend for a verified address wrote an event (%d)", n)
 	}
 
@@ -592,6 +592,6 @@ func TestLoginBeforeVerification(t *testing.T) {
 	apitest.Expect(t, flowLogin(e, email, apitest.Password), http.StatusForbidden, "email_not_verified")
 	apitest.Expect(t, flowLogin(e, email, "wrong horse battery staple"), http.StatusUnauthorized, "invalid_credentials")
 
-	apitest.Expect(t, flowVerifyEmail(e, flowToken(t, e, email, account.SubjectVerificationRequested)), http.StatusOK, "")
+	apitest.Expect(t, flowVerifyEmail(e, flowToken(t, e, email, events.SubjectVerificationRequested)), http.StatusOK, "")
 	flowPair(t, flowLogin(e, email, apitest.Password))
 }

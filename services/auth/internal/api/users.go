@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 )
 
@@ -13,7 +14,7 @@ func (h *Handler) me(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewUser(u))
+	return c.JSON(http.StatusOK, accounts.ViewUser(u))
 }
 
 type updateMeRequest struct {
@@ -33,7 +34,7 @@ func (h *Handler) updateMe(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewUser(u))
+	return c.JSON(http.StatusOK, accounts.ViewUser(u))
 }
 
 type changePasswordRequest struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
@@ -60,17 +61,17 @@ func (h *Handler) registerV2(e *echo.Echo) {
 
 // tokenPairV2View is a v2 token pair: the refresh token is in the cookie, never here.
 type tokenPairV2View struct {
-	AccessToken string   `json:"access_token"`
-	TokenType   string   `json:"token_type"`
-	ExpiresIn   int      `json:"expires_in"`
-	User        userView `json:"user"`
+	AccessToken string            `json:"access_token"`
+	TokenType   string            `json:"token_type"`
+	ExpiresIn   int               `json:"expires_in"`
+	User        accounts.UserView `json:"user"`
 }
 
 // renderPairV2 answers a pair the v2 way: the refresh token in the cookie, the rest in
 // the body.
 func (h *Handler) renderPairV2(c echo.Context, p account.TokenPair) error {
 	h.setRefreshCookie(c, p.RefreshToken)
-	v := viewPair(p)
+	v := accounts.ViewPair(p)
 	return c.JSON(http.StatusOK, tokenPairV2View{AccessToken: v.AccessToken, TokenType: v.TokenType,
 		ExpiresIn: v.ExpiresIn, User: v.User})
 }

@@ -3,33 +3,26 @@ package apitest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/talentforge/auth/migrations/migratetest"
 	"github.com/talentforge/auth/pkg/config"
-	"github.com/talentforge/auth/pkg/natstest"
+	"github.com/talentforge/auth/pkg/platformtest"
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
 
-var shared = migratetest.Shared{Prefix: "auth_test_"}
+var databases = platformtest.NewDatabases("auth_test_")
 
 // Database creates one migrated database for the test binary; DropDatabase drops it.
 func Database(t testing.TB) string {
 	t.Helper()
-	return shared.URL(t)
+	return databases.Shared(t)
 }
 
 // NewDatabase creates a migrated database for one test and drops it when the test
@@ -37,16 +30,11 @@ func Database(t testing.TB) string {
 // Pass it as DATABASE_URL to Start.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	name, url, err := migratetest.Create("auth_test_")
-	t.Cleanup(func() { migratetest.Drop(name) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return url
+	return databases.Own(t)
 }
 
 // DropDatabase removes the test binary's database; call it from TestMain.
-func DropDatabase() { shared.Drop() }
+func DropDatabase() { databases.Drop() }
 
 // Env is one running auth service.
 type Env struct {
@@ -81,7 +69,9 @@ func StartWithoutEmailProcessor(t testing.TB, env map[string]string) *Env {
 
 func start(t testing.TB, env map[string]string, emails bool) *Env {
 	t.Helper()
-	vars := map[string]string{
+	// On the shared NATS every test has streams and subjects of its own, so relays and
+	// consumers of parallel tests (and a `make run` stack) never see each other's events.
+	cfg := platformtest.Settings(t, map[string]string{
 		"DATABASE_URL":                Database(t),
 		"JWT_KEYS_DIR":                t.TempDir(),
 		"PUBLIC_URL":                  "http://auth.test",
@@ -93,26 +83,9 @@ func start(t testing.TB, env map[string]string, emails bool) *Env {
 		// Every test binary shares 127.0.0.1 and one Redis: limits are off unless a
 		// test turns them on (and then it sends its own X-Forwarded-For).
 		"RATE_LIMIT_ENABLED":  "false",
-		"EVENT_KEYS":          "test-" + randomHex(6) + ":" + randomKey(),
-		"MFA_ENCRYPTION_KEYS": "test:" + randomKey(),
-	}
-	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
-		if v := os.Getenv(k); v != "" {
-			vars[k] = v
-		}
-	}
-	// On the shared NATS every test has streams and subjects of its own, so relays and
-	// consumers of parallel tests (and a `make run` stack) never see each other's events.
-	if _, own := env["NATS_URL"]; !own {
-		vars["NATS_NAMESPACE"] = natstest.Namespace(t)
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, err := config.Load("127.0.0.1:0", func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
+		"EVENT_KEYS":          platformtest.KeySpec("test-" + platformtest.RandomHex(6)),
+		"MFA_ENCRYPTION_KEYS": platformtest.KeySpec("test"),
+	}, env, platformtest.WithNamespace()).Config(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	opts := []app.Option{app.WithoutRelay()}
 	if !emails {
@@ -123,30 +96,13 @@ func start(t testing.TB, env map[string]string, emails bool) *Env {
 		cancel()
 		t.Fatalf("start auth: %v", err)
 	}
-	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer pcancel()
-	if err := a.Redis.Ping(pctx).Err(); err != nil {
-		t.Fatalf("Redis must be running (CI starts it): %v", err)
-	}
+	platformtest.PingRedis(t, a.Redis)
 	// A test that names its own NATS (StartNATS) may have it down on purpose.
-	if _, own := env["NATS_URL"]; !own {
-		if err := a.NATS.FlushTimeout(5 * time.Second); err != nil {
-			t.Fatalf("NATS must be running (CI starts it): %v", err)
-		}
+	if !platformtest.OwnNATS(env) {
+		platformtest.PingNATS(t, a.NATS)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Server.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server stopped with: %v", err)
-		}
-		_ = a.Close()
-	})
+	ln := platformtest.Listen(t)
+	platformtest.Serve(t, "server", cancel, func() error { return a.Server.Serve(ctx, ln) }, a.Close)
 	return &Env{
 		T: t, URL: "http://" + ln.Addr().String(), App: a, Cfg: cfg, emails: emails,
 		Client: &http.Client{
@@ -162,18 +118,6 @@ func start(t testing.TB, env map[string]string, emails bool) *Env {
 func (e *Env) RunRelay() {
 	stop := e.App.Relay.Start(context.Background())
 	e.T.Cleanup(func() { _ = stop() })
-}
-
-func randomKey() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Response is a read answer.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
@@ -29,22 +30,27 @@ func NewAdmin(users *Users) *Admin { return &Admin{Users: users} }
 
 // ListUsers reads a page newest first, after the cursor, optionally by email prefix.
 func (s *Admin) ListUsers(ctx context.Context, q admin.UserQuery) ([]account.User, error) {
-	var rows []userRow
-	sel := selectUser(s.db).OrderExpr("u.created_at DESC, u.id DESC").Limit(int64(q.Limit))
-	if q.EmailPrefix != "" {
-		sel = sel.Where(`u.email LIKE ? ESCAPE '\'`, likePrefix(q.EmailPrefix))
-	}
+	var after uuid.UUID
 	if q.After != nil {
-		sel = sel.Where("(u.created_at, u.id) < (?, ?)", q.After.CreatedAt, uuid.MustParse(q.After.ID))
+		id, err := accounts.ParseID(q.After.ID)
+		if err != nil {
+			return nil, admin.ErrInvalidCursor
+		}
+		after = id
 	}
-	if err := sel.Scan(ctx, &rows); err != nil {
+	users, err := s.List(ctx, "u.created_at DESC, u.id DESC", q.Limit, func(sel *bun.SelectQuery) *bun.SelectQuery {
+		if q.EmailPrefix != "" {
+			sel = sel.Where(`u.email LIKE ? ESCAPE '\'`, likePrefix(q.EmailPrefix))
+		}
+		if q.After != nil {
+			sel = sel.Where("(u.created_at, u.id) < (?, ?)", q.After.CreatedAt, after)
+		}
+		return sel
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out := make([]account.User, len(rows))
-	for i, r := range rows {
-		out[i] = r.user()
-	}
-	return out, nil
+	return users, nil
 }
 
 func likePrefix(s string) string {
@@ -59,7 +65,7 @@ func (s *Admin) SetRoles(ctx context.Context, userID string, roles []string, ev 
 		return account.User{}, account.ErrNotFound
 	}
 	var u account.User
-	err = s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	err = s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		var known []string
 		if err := tx.NewRaw("SELECT name FROM roles WHERE name IN (?)", bun.List(roles)).Scan(ctx, &known); err != nil {
 			return fmt.Errorf("look up roles: %w", err)
@@ -78,14 +84,14 @@ func (s *Admin) SetRoles(ctx context.Context, userID string, roles []string, ev 
 			return fmt.Errorf("remove roles: %w", err)
 		}
 		for _, r := range roles {
-			if err := grant(ctx, tx, uid, r); err != nil {
+			if err := accounts.Grant(ctx, tx, uid, r); err != nil {
 				return err
 			}
 		}
 		if err := s.enqueue(ctx, tx, ev); err != nil {
 			return err
 		}
-		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
+		if u, err = s.One(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
 		return invalidate(ctx, w, uid)
@@ -99,7 +105,7 @@ func (s *Admin) SetDisabled(ctx context.Context, userID string, disabled bool, e
 	if err != nil {
 		return account.ErrNotFound
 	}
-	return s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	return s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		expr := "disabled_at = NULL"
 		if disabled {
 			expr = "disabled_at = COALESCE(disabled_at, now())"
@@ -130,7 +136,7 @@ type roleRow struct {
 // ListRoles lists roles by name with their permissions.
 func (s *Admin) ListRoles(ctx context.Context) ([]admin.Role, error) {
 	var rows []roleRow
-	err := s.db.NewRaw(`SELECT r.name, r.created_at,
+	err := s.DB().NewRaw(`SELECT r.name, r.created_at,
 		COALESCE(array_agg(rp.permission ORDER BY rp.permission) FILTER (WHERE rp.permission IS NOT NULL), '{}') AS permissions
 		FROM roles r LEFT JOIN role_permissions rp ON rp.role = r.name
 		GROUP BY r.name, r.created_at ORDER BY r.name`).Scan(ctx, &rows)
@@ -147,7 +153,7 @@ func (s *Admin) ListRoles(ctx context.Context) ([]admin.Role, error) {
 // CreateRole inserts a role and its permissions; nobody holds it yet, so no cache
 // entry can be stale.
 func (s *Admin) CreateRole(ctx context.Context, r admin.Role, ev account.Event) (admin.Role, error) {
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewRaw("INSERT INTO roles (name) VALUES (?) RETURNING created_at", r.Name).Scan(ctx, &r.CreatedAt); err != nil {
 			if postgres.IsUniqueViolation(err, "") {
 				return admin.ErrRoleExists
@@ -171,7 +177,7 @@ func (s *Admin) CreateRole(ctx context.Context, r admin.Role, ev account.Event) 
 // DeleteRole removes a role; the foreign keys take it from every user and the cache
 // entries of those users are invalidated before the commit and after it.
 func (s *Admin) DeleteRole(ctx context.Context, name string, ev account.Event) error {
-	return s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	return s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		var holders []uuid.UUID
 		if err := tx.NewRaw("SELECT user_id FROM user_roles WHERE role = ? FOR UPDATE", name).Scan(ctx, &holders); err != nil &&
 			!errors.Is(err, sql.ErrNoRows) {

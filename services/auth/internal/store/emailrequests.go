@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"strings"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/talentforge/auth/pkg/events"
-	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/logging"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
@@ -45,17 +46,17 @@ func NewEmailRequests(users *Users) *EmailRequests { return &EmailRequests{users
 type emailRequestRow struct {
 	bun.BaseModel `bun:"table:email_requests"`
 
-	ID            uuid.UUID     `bun:"id,pk,type:uuid"`
-	Kind          string        `bun:"kind"`
-	EmailSealed   events.Sealed `bun:"email_sealed,type:jsonb"`
-	IP            string        `bun:"ip"`
-	UserAgent     string        `bun:"user_agent"`
-	RequestID     string        `bun:"request_id"`
-	Traceparent   string        `bun:"traceparent"`
-	Tracestate    string        `bun:"tracestate"`
-	CreatedAt     time.Time     `bun:"created_at"`
-	Attempts      int           `bun:"attempts"`
-	NextAttemptAt time.Time     `bun:"next_attempt_at"`
+	ID            uuid.UUID      `bun:"id,pk,type:uuid"`
+	Kind          string         `bun:"kind"`
+	EmailSealed   keyring.Sealed `bun:"email_sealed,type:jsonb"`
+	IP            string         `bun:"ip"`
+	UserAgent     string         `bun:"user_agent"`
+	RequestID     string         `bun:"request_id"`
+	Traceparent   string         `bun:"traceparent"`
+	Tracestate    string         `bun:"tracestate"`
+	CreatedAt     time.Time      `bun:"created_at"`
+	Attempts      int            `bun:"attempts"`
+	NextAttemptAt time.Time      `bun:"next_attempt_at"`
 }
 
 func (r emailRequestRow) request() account.EmailRequest {
@@ -82,9 +83,9 @@ func (q *EmailRequests) AddEmailRequest(ctx context.Context, r account.EmailRequ
 	trace.SetTraceContext(ctx)
 	row := emailRequestRow{
 		ID: id, Kind: string(r.Kind), EmailSealed: sealed, IP: text(r.IP), UserAgent: text(r.UserAgent),
-		RequestID: text(httpx.RequestID(ctx)), Traceparent: trace.Traceparent, Tracestate: trace.Tracestate,
+		RequestID: text(logging.RequestID(ctx)), Traceparent: trace.Traceparent, Tracestate: trace.Tracestate,
 	}
-	_, err = q.users.db.NewInsert().Model(&row).ExcludeColumn("created_at", "attempts").
+	_, err = q.users.DB().NewInsert().Model(&row).ExcludeColumn("created_at", "attempts").
 		Value("next_attempt_at", "now() + make_interval(secs => ?)", EmailRequestTakeover.Seconds()).
 		Exec(ctx)
 	if err != nil {
@@ -109,7 +110,7 @@ func (q *EmailRequests) ProcessEmailRequest(ctx context.Context, id string, hand
 	var row emailRequestRow
 	var r account.EmailRequest
 	claimed := false
-	err := q.users.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := q.users.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		sel := tx.NewSelect().Model(&row).For("UPDATE SKIP LOCKED").Limit(1)
 		if id != "" {
 			uid, err := uuid.Parse(id)
@@ -133,7 +134,7 @@ func (q *EmailRequests) ProcessEmailRequest(ctx context.Context, id string, hand
 		}
 		r.Email = string(email)
 		var owner *account.User
-		switch u, err := q.users.one(ctx, tx, "u.email = ?", r.Email); {
+		switch u, err := q.users.One(ctx, tx, "u.email = ?", r.Email); {
 		case err == nil:
 			owner = &u
 		case !errors.Is(err, account.ErrNotFound):
@@ -162,7 +163,7 @@ func (q *EmailRequests) ProcessEmailRequest(ctx context.Context, id string, hand
 		// Even when ctx ended mid-way (a stopping replica), so the next attempt waits.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_, perr := q.users.db.NewUpdate().Model((*emailRequestRow)(nil)).
+		_, perr := q.users.DB().NewUpdate().Model((*emailRequestRow)(nil)).
 			Set("attempts = attempts + 1").
 			Set("next_attempt_at = now() + make_interval(secs => least(?::float8, ?::float8 * power(2, attempts)))",
 				emailRetryMax.Seconds(), emailRetryBase.Seconds()).
@@ -176,7 +177,7 @@ func (q *EmailRequests) ProcessEmailRequest(ctx context.Context, id string, hand
 
 // DeleteEmailRequestsOlderThan drops the requests accepted longer than age ago.
 func (q *EmailRequests) DeleteEmailRequestsOlderThan(ctx context.Context, age time.Duration) (int, error) {
-	res, err := q.users.db.NewDelete().Model((*emailRequestRow)(nil)).
+	res, err := q.users.DB().NewDelete().Model((*emailRequestRow)(nil)).
 		Where("created_at < now() - make_interval(secs => ?)", age.Seconds()).Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("delete old email requests: %w", err)
@@ -189,7 +190,7 @@ func (q *EmailRequests) DeleteEmailRequestsOlderThan(ctx context.Context, age ti
 func (q *EmailRequests) CountEmailRequests(ctx context.Context) (int, time.Duration, error) {
 	var n int
 	var oldest float64
-	err := q.users.db.NewRaw(`SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+	err := q.users.DB().NewRaw(`SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
 		FROM email_requests`).Scan(ctx, &n, &oldest)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count email requests: %w", err)

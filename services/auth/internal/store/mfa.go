@@ -6,13 +6,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
-	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/mfachallenge"
 	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
@@ -29,11 +30,11 @@ var (
 // inside their transaction and after it (Users.runInTx).
 type MFA struct {
 	users *Users
-	keys  *events.Keyring
+	keys  *keyring.Keyring
 }
 
 // NewMFA returns the store; keys seals and opens the secrets (the first key seals).
-func NewMFA(users *Users, keys *events.Keyring) *MFA {
+func NewMFA(users *Users, keys *keyring.Keyring) *MFA {
 	return &MFA{users: users, keys: keys}
 }
 
@@ -50,7 +51,7 @@ type totpRow struct {
 }
 
 func (m *MFA) open(r totpRow) (string, error) {
-	pt, err := m.keys.Open(events.Sealed{KID: r.KID, Nonce: r.Nonce, Ciphertext: r.CT}, r.UserID.String())
+	pt, err := m.keys.Open(keyring.Sealed{KID: r.KID, Nonce: r.Nonce, Ciphertext: r.CT}, r.UserID.String())
 	if err != nil {
 		// A key this service lacks: it cannot check codes, so it fails closed.
 		return "", fmt.Errorf("%w: open totp secret (MFA_ENCRYPTION_KEYS): %w", account.ErrUnavailable, err)
@@ -79,7 +80,7 @@ func (m *MFA) TOTP(ctx context.Context, userID string) (account.TOTPSecret, erro
 	if err != nil {
 		return account.TOTPSecret{}, account.ErrNotFound
 	}
-	r, err := m.row(ctx, m.users.db, uid, false)
+	r, err := m.row(ctx, m.users.DB(), uid, false)
 	if err != nil {
 		return account.TOTPSecret{}, err
 	}
@@ -92,12 +93,15 @@ func (m *MFA) TOTP(ctx context.Context, userID string) (account.TOTPSecret, erro
 
 // SavePendingTOTP stores or replaces the unconfirmed secret, sealed with the newest key.
 func (m *MFA) SavePendingTOTP(ctx context.Context, userID, secret string) error {
-	uid := uuid.MustParse(userID)
+	uid, err := accounts.ParseID(userID)
+	if err != nil {
+		return err
+	}
 	s, err := m.keys.Seal([]byte(secret), uid.String())
 	if err != nil {
 		return err
 	}
-	res, err := m.users.db.NewRaw(`INSERT INTO mfa_totp (user_id, kid, nonce, ct, created_at, last_used_step)
+	res, err := m.users.DB().NewRaw(`INSERT INTO mfa_totp (user_id, kid, nonce, ct, created_at, last_used_step)
 		VALUES (?, ?, ?, ?, now(), 0)
 		ON CONFLICT (user_id) DO UPDATE SET kid = EXCLUDED.kid, nonce = EXCLUDED.nonce, ct = EXCLUDED.ct,
 			created_at = now(), last_used_step = 0
@@ -114,8 +118,11 @@ func (m *MFA) SavePendingTOTP(ctx context.Context, userID, secret string) error 
 // ConfirmTOTP confirms the pending secret if it is still secret, turns MFA on, replaces
 // the recovery codes and writes ev, in one transaction.
 func (m *MFA) ConfirmTOTP(ctx context.Context, userID, secret string, step int64, codeHashes [][]byte, ev account.Event) error {
-	uid := uuid.MustParse(userID)
-	return m.users.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	uid, err := accounts.ParseID(userID)
+	if err != nil {
+		return err
+	}
+	return m.users.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		r, err := m.row(ctx, tx, uid, true)
 		if errors.Is(err, account.ErrNotFound) {
 			return account.ErrInvalidMFACode
@@ -157,8 +164,12 @@ func (m *MFA) ConfirmTOTP(ctx context.Context, userID, secret string, step int64
 // UseTOTPStep records step as used only if it is newer than the last used one: one
 // statement, so of parallel requests with the same code exactly one wins.
 func (m *MFA) UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error) {
-	res, err := m.users.db.NewRaw(`UPDATE mfa_totp SET last_used_step = ?
-		WHERE user_id = ? AND confirmed_at IS NOT NULL AND last_used_step < ?`, step, uuid.MustParse(userID), step).Exec(ctx)
+	uid, err := accounts.ParseID(userID)
+	if err != nil {
+		return false, err
+	}
+	res, err := m.users.DB().NewRaw(`UPDATE mfa_totp SET last_used_step = ?
+		WHERE user_id = ? AND confirmed_at IS NOT NULL AND last_used_step < ?`, step, uid, step).Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("use totp step: %w", err)
 	}
@@ -168,8 +179,12 @@ func (m *MFA) UseTOTPStep(ctx context.Context, userID string, step int64) (bool,
 
 // UseRecoveryCode spends an unused recovery code.
 func (m *MFA) UseRecoveryCode(ctx context.Context, userID string, hash []byte) (bool, error) {
-	res, err := m.users.db.NewRaw(`UPDATE mfa_recovery_codes SET used_at = now()
-		WHERE user_id = ? AND code_hash = ? AND used_at IS NULL`, uuid.MustParse(userID), hash).Exec(ctx)
+	uid, err := accounts.ParseID(userID)
+	if err != nil {
+		return false, err
+	}
+	res, err := m.users.DB().NewRaw(`UPDATE mfa_recovery_codes SET used_at = now()
+		WHERE user_id = ? AND code_hash = ? AND used_at IS NULL`, uid, hash).Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("use recovery code: %w", err)
 	}
@@ -179,8 +194,11 @@ func (m *MFA) UseRecoveryCode(ctx context.Context, userID string, hash []byte) (
 
 // DisableTOTP removes the secret and the recovery codes and turns MFA off.
 func (m *MFA) DisableTOTP(ctx context.Context, userID string, ev account.Event) error {
-	uid := uuid.MustParse(userID)
-	return m.users.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	uid, err := accounts.ParseID(userID)
+	if err != nil {
+		return err
+	}
+	return m.users.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		if _, err := tx.NewRaw("DELETE FROM mfa_totp WHERE user_id = ?", uid).Exec(ctx); err != nil {
 			return fmt.Errorf("delete totp: %w", err)
 		}
@@ -206,12 +224,12 @@ func (m *MFA) DisableTOTP(ctx context.Context, userID string, ev account.Event) 
 // after prepending a new key, before dropping the old one.
 func (m *MFA) Reencrypt(ctx context.Context) (int, error) {
 	var ids []uuid.UUID
-	if err := m.users.db.NewRaw("SELECT user_id FROM mfa_totp ORDER BY user_id").Scan(ctx, &ids); err != nil {
+	if err := m.users.DB().NewRaw("SELECT user_id FROM mfa_totp ORDER BY user_id").Scan(ctx, &ids); err != nil {
 		return 0, fmt.Errorf("list totp secrets: %w", err)
 	}
 	n := 0
 	for _, uid := range ids {
-		err := m.users.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		err := m.users.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			r, err := m.row(ctx, tx, uid, true)
 			if errors.Is(err, account.ErrNotFound) {
 				return nil // removed meanwhile

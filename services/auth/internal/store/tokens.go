@@ -9,28 +9,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
-
-func insertToken(ctx context.Context, db bun.IDB, t account.OneTimeToken) error {
-	_, err := db.NewRaw(`INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at) VALUES (?, ?, ?, ?)`,
-		t.Hash, uuid.MustParse(t.UserID), string(t.Purpose), t.ExpiresAt).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("insert %s token: %w", t.Purpose, err)
-	}
-	return nil
-}
 
 // issueToken retires the user's unused tokens of the purpose, so only the newest link
 // works, then stores the new one with its event, through tx; the event carries
 // requestID (the request that asked for the link, which may be over).
 func (s *Users) issueToken(ctx context.Context, tx bun.Tx, t account.OneTimeToken, requestID string, ev account.Event) error {
-	if _, err := tx.NewRaw(`UPDATE one_time_tokens SET used_at = now()
-		WHERE user_id = ? AND purpose = ? AND used_at IS NULL`, uuid.MustParse(t.UserID), string(t.Purpose)).Exec(ctx); err != nil {
-		return fmt.Errorf("retire %s tokens: %w", t.Purpose, err)
-	}
-	if err := insertToken(ctx, tx, t); err != nil {
+	if err := accounts.IssueToken(ctx, tx, t); err != nil {
 		return err
 	}
 	return s.enqueueFor(ctx, tx, requestID, ev)
@@ -38,7 +26,7 @@ func (s *Users) issueToken(ctx context.Context, tx bun.Tx, t account.OneTimeToke
 
 // TokenUser returns the owner of a live token without using it.
 func (s *Users) TokenUser(ctx context.Context, hash []byte, purpose account.Purpose) (account.User, error) {
-	return s.one(ctx, s.db, `u.id = (SELECT t.user_id FROM one_time_tokens t
+	return s.One(ctx, s.DB(), `u.id = (SELECT t.user_id FROM one_time_tokens t
 		WHERE t.token_hash = ? AND t.purpose = ? AND t.used_at IS NULL AND t.expires_at > now())`,
 		hash, string(purpose))
 }
@@ -116,7 +104,7 @@ func proveAddress(ctx context.Context, tx bun.Tx, uid uuid.UUID, pending *pendin
 func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, events func(account.User, account.Proof) []account.Event,
 	beforeCommit func(context.Context, account.User, account.Proof) error) (account.User, error) {
 	var u account.User
-	err := s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	err := s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		uid, pending, err := consume(ctx, tx, hash, account.PurposeEmailVerification)
 		if err != nil {
 			return notFound(err)
@@ -126,11 +114,11 @@ func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, e
 			return err
 		}
 		for _, role := range grants {
-			if err := grant(ctx, tx, uid, role); err != nil {
+			if err := accounts.Grant(ctx, tx, uid, role); err != nil {
 				return err
 			}
 		}
-		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
+		if u, err = s.One(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
 		if err := s.enqueue(ctx, tx, events(u, proof)...); err != nil {
@@ -149,7 +137,7 @@ func (s *Users) VerifyEmail(ctx context.Context, hash []byte, grants []string, e
 func (s *Users) ResetPassword(ctx context.Context, hash []byte, passwordHash string, events func(account.User, account.Proof) []account.Event,
 	beforeCommit func(context.Context, account.User) error) (account.User, error) {
 	var u account.User
-	err := s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	err := s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		uid, _, err := consume(ctx, tx, hash, account.PurposePasswordReset)
 		if err != nil {
 			return notFound(err)
@@ -162,7 +150,7 @@ func (s *Users) ResetPassword(ctx context.Context, hash []byte, passwordHash str
 			WHERE id = ?`, passwordHash, uid).Exec(ctx); err != nil {
 			return fmt.Errorf("update password: %w", err)
 		}
-		if u, err = s.one(ctx, tx, "u.id = ?", uid); err != nil {
+		if u, err = s.One(ctx, tx, "u.id = ?", uid); err != nil {
 			return err
 		}
 		if err := s.enqueue(ctx, tx, events(u, proof)...); err != nil {

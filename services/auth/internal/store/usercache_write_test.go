@@ -13,11 +13,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/redistest"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/auth/internal/account"
-	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 	"github.com/talentforge/auth/services/auth/internal/store"
 )
@@ -28,7 +28,7 @@ var (
 )
 
 func rolesSet(userID string) account.Event {
-	return account.Event{Subject: admin.SubjectRolesSet, Payload: map[string]any{"user_id": userID, "roles": newRoles}}
+	return account.Event{Subject: events.SubjectUserRolesSet, Payload: map[string]any{"user_id": userID, "roles": newRoles}}
 }
 
 // waitFor polls cond (a state of PostgreSQL or Redis the test cannot be told of).

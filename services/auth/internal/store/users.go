@@ -7,13 +7,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/events"
-	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/logging"
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/usercache"
@@ -22,130 +24,43 @@ import (
 
 var _ account.Users = (*Users)(nil)
 
-// Users is the PostgreSQL account store. Every write that changes what the user cache
-// holds runs in runInTx and invalidates the users it changes there. Events go to the
-// outbox in the same transaction, as envelopes whose tokens keys sealed.
+// Users is the PostgreSQL account store: the account core's users and roles
+// (accounts.Store, whose RunInTx every write that changes what the user cache holds
+// goes through) and auth's own tables. Events go to the outbox in the same
+// transaction, as envelopes whose tokens keys sealed.
 type Users struct {
-	db    *postgres.DB
-	cache *UserCache
-	keys  *events.Keyring
+	*accounts.Store
+	keys *keyring.Keyring
 }
 
-// NewUsers returns the store; keys seals the tokens of the events it writes.
-func NewUsers(db *postgres.DB, cache *UserCache, keys *events.Keyring) *Users {
-	return &Users{db: db, cache: cache, keys: keys}
-}
-
-// runInTx runs fn in a transaction. The users fn passes to invalidate are invalidated
-// at once, before the commit, and again once the transaction has ended, whatever its
-// outcome (usercache.Writes): no reader caches, or answers a later request with, a row
-// loaded before the commit. An error of the second step is returned even though the
-// write committed: the caller must not take a revoke for done.
-func (s *Users) runInTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error) error {
-	w := s.cache.begin()
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, w) })
-	if derr := w.Done(ctx); err == nil {
-		err = derr
+// NewUsers returns the store over cache's account store (none: no cache to
+// invalidate); keys seals the tokens of the events it writes.
+func NewUsers(db *postgres.DB, cache *UserCache, keys *keyring.Keyring) *Users {
+	core := accounts.NewStore(db, nil)
+	if cache != nil {
+		core = cache.Accounts()
 	}
-	return err
+	return &Users{Store: core, keys: keys}
 }
 
 // invalidate invalidates the users inside w's transaction.
 func invalidate(ctx context.Context, w *usercache.Writes, ids ...uuid.UUID) error {
-	return w.Invalidate(ctx, invalidateIDs(ids...)...)
-}
-
-type userRow struct {
-	bun.BaseModel `bun:"table:users"`
-
-	ID                uuid.UUID  `bun:"id,pk,type:uuid"`
-	Email             string     `bun:"email"`
-	Name              string     `bun:"name"`
-	PasswordHash      *string    `bun:"password_hash"`
-	EmailVerifiedAt   *time.Time `bun:"email_verified_at"`
-	DisabledAt        *time.Time `bun:"disabled_at"`
-	MFAEnabled        bool       `bun:"mfa_enabled"`
-	PasswordChangedAt *time.Time `bun:"password_changed_at"`
-	CreatedAt         time.Time  `bun:"created_at"`
-	UpdatedAt         time.Time  `bun:"updated_at"`
-	Roles             []string   `bun:"roles,array,scanonly"`
-	Permissions       []string   `bun:"permissions,array,scanonly"`
-}
-
-func (r userRow) user() account.User {
-	u := account.User{
-		ID: r.ID.String(), Email: r.Email, Name: r.Name, EmailVerifiedAt: r.EmailVerifiedAt,
-		DisabledAt: r.DisabledAt, MFAEnabled: r.MFAEnabled, Roles: r.Roles, Permissions: r.Permissions,
-		CreatedAt: r.CreatedAt, CredentialStamp: session.CredentialStamp(r.PasswordChangedAt),
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
 	}
-	if r.PasswordHash != nil {
-		u.PasswordHash = *r.PasswordHash
-	}
-	if u.Roles == nil {
-		u.Roles = []string{}
-	}
-	if u.Permissions == nil {
-		u.Permissions = []string{}
-	}
-	return u
+	return w.Invalidate(ctx, out...)
 }
 
-// selectUser reads users with their role names and permissions in one query.
-func selectUser(db bun.IDB) *bun.SelectQuery {
-	return db.NewSelect().Model((*userRow)(nil)).
-		ColumnExpr("u.*").
-		ColumnExpr("COALESCE((SELECT array_agg(ur.role ORDER BY ur.role) FROM user_roles ur WHERE ur.user_id = u.id), '{}') AS roles").
-		ColumnExpr(`COALESCE((SELECT array_agg(DISTINCT rp.permission ORDER BY rp.permission) FROM user_roles ur
-			JOIN role_permissions rp ON rp.role = ur.role WHERE ur.user_id = u.id), '{}') AS permissions`).
-		ModelTableExpr("users AS u")
-}
-
-func (s *Users) one(ctx context.Context, db bun.IDB, where string, args ...any) (account.User, error) {
-	var row userRow
-	if err := selectUser(db).Where(where, args...).Scan(ctx, &row); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return account.User{}, account.ErrNotFound
-		}
-		return account.User{}, err
-	}
-	return row.user(), nil
-}
-
-// UserByEmail finds an account by its normalised address.
-func (s *Users) UserByEmail(ctx context.Context, email string) (account.User, error) {
-	return s.one(ctx, s.db, "u.email = ?", email)
-}
-
-// UserByID finds an account by id.
-func (s *Users) UserByID(ctx context.Context, id string) (account.User, error) {
-	uid, err := uuid.Parse(id)
-	if err != nil {
-		return account.User{}, account.ErrNotFound
-	}
-	return s.one(ctx, s.db, "u.id = ?", uid)
-}
-
-// CreateUser inserts the account, its roles, its first token and events in one transaction.
+// CreateUser inserts the account, its roles, its first token and events in one
+// transaction; a new id is in no cache.
 func (s *Users) CreateUser(ctx context.Context, u account.User, tok *account.OneTimeToken, events []account.Event) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		row := userRow{ID: uuid.MustParse(u.ID), Email: u.Email, Name: u.Name, CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt}
-		if u.PasswordHash != "" {
-			row.PasswordHash = &u.PasswordHash
-		}
-		row.EmailVerifiedAt = u.EmailVerifiedAt
-		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
-			if postgres.IsUniqueViolation(err, "users_email_key") {
-				return account.ErrEmailTaken
-			}
-			return fmt.Errorf("insert user: %w", err)
-		}
-		for _, role := range u.Roles {
-			if err := grant(ctx, tx, row.ID, role); err != nil {
-				return err
-			}
+	return s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.Insert(ctx, tx, u); err != nil {
+			return err
 		}
 		if tok != nil {
-			if err := insertToken(ctx, tx, *tok); err != nil {
+			if err := accounts.InsertToken(ctx, tx, *tok); err != nil {
 				return err
 			}
 		}
@@ -153,34 +68,16 @@ func (s *Users) CreateUser(ctx context.Context, u account.User, tok *account.One
 	})
 }
 
-func grant(ctx context.Context, db bun.IDB, userID uuid.UUID, role string) error {
-	_, err := db.NewRaw("INSERT INTO user_roles (user_id, role) VALUES (?, ?) ON CONFLICT DO NOTHING", userID, role).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("grant role %s: %w", role, err)
-	}
-	return nil
-}
-
-// GrantRole gives a user a role (idempotent).
-func (s *Users) GrantRole(ctx context.Context, userID, role string) error {
-	uid, err := uuid.Parse(userID)
-	if err != nil {
-		return account.ErrNotFound
-	}
-	return s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
-		if err := grant(ctx, tx, uid, role); err != nil {
-			return err
-		}
-		return invalidate(ctx, w, uid)
-	})
-}
-
 // UpgradePasswordHash swaps the hash only when it is still the one that was checked,
 // so a password changed in between is never overwritten.
 func (s *Users) UpgradePasswordHash(ctx context.Context, userID, oldHash, newHash string) error {
-	_, err := s.db.NewUpdate().Table("users").
+	uid, err := accounts.ParseID(userID)
+	if err != nil {
+		return err
+	}
+	_, err = s.DB().NewUpdate().Table("users").
 		Set("password_hash = ?", newHash).
-		Where("id = ? AND password_hash = ?", uuid.MustParse(userID), oldHash).Exec(ctx)
+		Where("id = ? AND password_hash = ?", uid, oldHash).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("upgrade password hash: %w", err)
 	}
@@ -189,11 +86,11 @@ func (s *Users) UpgradePasswordHash(ctx context.Context, userID, oldHash, newHas
 
 // UpdateName sets the display name.
 func (s *Users) UpdateName(ctx context.Context, userID, name string) (account.User, error) {
-	uid, err := uuid.Parse(userID)
+	uid, err := accounts.ParseID(userID)
 	if err != nil {
-		return account.User{}, account.ErrNotFound
+		return account.User{}, err
 	}
-	err = s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	err = s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		res, err := tx.NewUpdate().Table("users").Set("name = ?, updated_at = now()", name).Where("id = ?", uid).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("update name: %w", err)
@@ -212,12 +109,12 @@ func (s *Users) UpdateName(ctx context.Context, userID, name string) (account.Us
 // SetPassword replaces the password and writes events; beforeCommit runs in the
 // transaction. It returns the account's new credential stamp.
 func (s *Users) SetPassword(ctx context.Context, userID, passwordHash string, events []account.Event, beforeCommit func(context.Context) error) (string, error) {
-	uid, err := uuid.Parse(userID)
+	uid, err := accounts.ParseID(userID)
 	if err != nil {
-		return "", account.ErrNotFound
+		return "", err
 	}
 	var changed time.Time
-	err = s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	err = s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		err := tx.NewRaw(`UPDATE users SET password_hash = ?, password_changed_at = now(), updated_at = now()
 			WHERE id = ? RETURNING password_changed_at`, passwordHash, uid).Scan(ctx, &changed)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -242,13 +139,13 @@ func (s *Users) SetPassword(ctx context.Context, userID, passwordHash string, ev
 
 // Enqueue writes events to the outbox on their own.
 func (s *Users) Enqueue(ctx context.Context, events ...account.Event) error {
-	return s.enqueue(ctx, s.db, events...)
+	return s.enqueue(ctx, s.DB(), events...)
 }
 
 // enqueue writes events to the outbox through db (the caller's transaction), with the
 // request id of ctx (docs/events.md).
 func (s *Users) enqueue(ctx context.Context, db bun.IDB, evs ...account.Event) error {
-	return s.enqueueFor(ctx, db, httpx.RequestID(ctx), evs...)
+	return s.enqueueFor(ctx, db, logging.RequestID(ctx), evs...)
 }
 
 // enqueueFor is enqueue with the request id given: work done for a request after it

@@ -3,18 +3,17 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/services/oauth/internal/flow"
 	"github.com/talentforge/auth/services/oauth/internal/providers"
 	"github.com/talentforge/auth/services/oauth/internal/signin"
-	"github.com/talentforge/auth/services/oauth/internal/store"
 )
 
 // BindingCookie binds a flow to the browser that started it (login CSRF): the callback
@@ -28,36 +27,20 @@ import (
 // context), and app.New refuses a plain-http callback base on any other host.
 const BindingCookie = "__Host-tf_oauth_binding"
 
-var errorTable = []struct {
-	err  error
-	resp *httpx.Error
-}{
-	{signin.ErrUnknownProvider, httpx.NewError(http.StatusNotFound, "unknown_provider", "No such provider is configured.")},
-	{signin.ErrInvalidRedirect, httpx.NewError(http.StatusBadRequest, "invalid_redirect", "redirect_to is not in the allowlist.")},
-	{signin.ErrInvalidState, httpx.NewError(http.StatusBadRequest, "invalid_state", "The sign-in state is unknown, used or expired.")},
-	{signin.ErrInvalidCode, httpx.NewError(http.StatusBadRequest, "invalid_code", "The code is invalid, used or expired.")},
-	{signin.ErrAccountDisabled, httpx.NewError(http.StatusForbidden, "account_disabled", "This account is disabled.")},
-	{signin.ErrIdentityTaken, httpx.NewError(http.StatusConflict, "identity_taken", "This provider is already linked to an account.")},
-	{signin.ErrLastLoginMethod, httpx.NewError(http.StatusConflict, "last_login_method", "This is the account's last way to sign in.")},
-	{signin.ErrNotFound, httpx.ErrNotFound},
-	{signin.ErrUnauthorized, httpx.ErrUnauthorized},
-	{providers.ErrUnavailable, httpx.NewError(http.StatusServiceUnavailable, "provider_unavailable", "The provider cannot be reached; try again later.")},
-}
+// The one table from use-case errors to answers, ending with the account core's
+// (unauthorized, account_disabled, not_found, unavailable).
+var errorTable = append(httpx.ErrorTable{
+	{Err: signin.ErrUnknownProvider, Resp: httpx.NewError(http.StatusNotFound, "unknown_provider", "No such provider is configured.")},
+	{Err: signin.ErrInvalidRedirect, Resp: httpx.NewError(http.StatusBadRequest, "invalid_redirect", "redirect_to is not in the allowlist.")},
+	{Err: signin.ErrInvalidState, Resp: httpx.NewError(http.StatusBadRequest, "invalid_state", "The sign-in state is unknown, used or expired.")},
+	{Err: signin.ErrInvalidCode, Resp: httpx.NewError(http.StatusBadRequest, "invalid_code", "The code is invalid, used or expired.")},
+	{Err: signin.ErrIdentityTaken, Resp: httpx.NewError(http.StatusConflict, "identity_taken", "This provider is already linked to an account.")},
+	{Err: signin.ErrLastLoginMethod, Resp: httpx.NewError(http.StatusConflict, "last_login_method", "This is the account's last way to sign in.")},
+	{Err: providers.ErrUnavailable, Resp: httpx.NewError(http.StatusServiceUnavailable, "provider_unavailable", "The provider cannot be reached; try again later.")},
+}, accounts.Errors...)
 
 // MapError turns a use-case error into an answer; the server calls it for every route.
-func MapError(err error) error {
-	for _, e := range errorTable {
-		if errors.Is(err, e.err) {
-			out := *e.resp
-			out.Err = err
-			if out.Status == http.StatusUnauthorized {
-				out.Header = http.Header{"Www-Authenticate": {`Bearer realm="talentforge"`}}
-			}
-			return &out
-		}
-	}
-	return err
-}
+func MapError(err error) error { return errorTable.Map(err) }
 
 // Handler serves the routes.
 type Handler struct {
@@ -196,29 +179,6 @@ func (h *Handler) callback(c echo.Context) error {
 	return c.Redirect(http.StatusFound, to)
 }
 
-type userView struct {
-	ID            string    `json:"id"`
-	Email         string    `json:"email"`
-	Name          string    `json:"name"`
-	EmailVerified bool      `json:"email_verified"`
-	Roles         []string  `json:"roles"`
-	MFAEnabled    bool      `json:"mfa_enabled"`
-	CreatedAt     time.Time `json:"created_at"`
-}
-
-type pairView struct {
-	AccessToken  string   `json:"access_token"`
-	RefreshToken string   `json:"refresh_token"`
-	TokenType    string   `json:"token_type"`
-	ExpiresIn    int      `json:"expires_in"`
-	User         userView `json:"user"`
-}
-
-func viewUser(u store.User) userView {
-	return userView{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.Verified(), Roles: u.Roles,
-		MFAEnabled: u.MFAEnabled, CreatedAt: u.CreatedAt.UTC()}
-}
-
 func (h *Handler) token(c echo.Context) error {
 	var req struct {
 		Code string `json:"code"`
@@ -235,8 +195,7 @@ func (h *Handler) token(c echo.Context) error {
 		// As auth's login answers it: finish at POST /v1/auth/login/mfa.
 		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": p.MFAToken})
 	}
-	return c.JSON(http.StatusOK, pairView{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, TokenType: "Bearer",
-		ExpiresIn: int(p.ExpiresIn / time.Second), User: viewUser(p.User)})
+	return c.JSON(http.StatusOK, accounts.ViewPair(p))
 }
 
 func (h *Handler) link(c echo.Context) error {

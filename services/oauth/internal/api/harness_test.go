@@ -2,13 +2,9 @@ package api_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,21 +16,21 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/zap"
 
-	"github.com/talentforge/auth/migrations/migratetest"
 	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/platformtest"
 	"github.com/talentforge/auth/pkg/token"
 	"github.com/talentforge/auth/services/oauth/internal/app"
 	"github.com/talentforge/auth/services/oauth/oauthtest"
 )
 
-var shared = migratetest.Shared{Prefix: "oauth_test_"}
+var databases = platformtest.NewDatabases("oauth_test_")
 
-// eventKey seals the tokens of the events the tests' services write (EVENT_KEYS).
-var eventKey = func() (k [32]byte) { _, _ = rand.Read(k[:]); return k }()
+// eventKeys seals the tokens of the events the tests' services write (EVENT_KEYS).
+var eventKeys = platformtest.KeySpec("oauth-test")
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	shared.Drop()
+	databases.Drop()
 	os.Exit(code)
 }
 
@@ -62,56 +58,30 @@ func start(t *testing.T, extra map[string]string) *env {
 	if _, err := token.EnsureKey(keys, "EdDSA", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := platformtest.Listen(t)
 	base := "http://" + ln.Addr().String()
-	vars := map[string]string{
-		"DATABASE_URL": shared.URL(t), "JWT_KEYS_DIR": keys, "PUBLIC_URL": "http://auth.test",
+	cfg := platformtest.Settings(t, map[string]string{
+		"DATABASE_URL": databases.Shared(t), "JWT_KEYS_DIR": keys, "PUBLIC_URL": "http://auth.test",
 		"OAUTH_CALLBACK_BASE_URL": base, "OAUTH_REDIRECT_ALLOWLIST": appURL, "LOG_LEVEL": "error",
 		"OAUTH_GITHUB_CLIENT_ID": gh.ClientID, "OAUTH_GITHUB_CLIENT_SECRET": gh.ClientSecret,
 		"OAUTH_GITHUB_BASE_URL": gh.URL, "OAUTH_GITHUB_API_URL": gh.APIURL,
 		"OAUTH_OIDC_NAME": "acme", "OAUTH_OIDC_ISSUER": op.Issuer(),
 		"OAUTH_OIDC_CLIENT_ID": op.ClientID, "OAUTH_OIDC_CLIENT_SECRET": op.ClientSecret,
 		"OAUTH_PROVIDER_TIMEOUT": "2s", "RATE_LIMIT_ENABLED": "false",
-		"EVENT_KEYS": "oauth-test:" + base64.StdEncoding.EncodeToString(eventKey[:]),
-	}
-	for _, k := range []string{"REDIS_URL", "NATS_URL"} {
-		if v := os.Getenv(k); v != "" {
-			vars[k] = v
-		}
-	}
-	for k, v := range extra {
-		vars[k] = v
-	}
-	cfg, err := config.Load("127.0.0.1:0", func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
+		"EVENT_KEYS": eventKeys,
+	}, extra).Config(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, zap.NewNop(), app.WithoutRelay())
 	if err != nil {
 		cancel()
 		t.Fatalf("start oauth: %v", err)
 	}
-	if err := a.Redis.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis must be running (CI starts it): %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Server.Serve(ctx, ln) }()
+	platformtest.PingRedis(t, a.Redis)
 	db, err := sql.Open("pgx", cfg.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server stopped with: %v", err)
-		}
-		_ = a.Close()
-		_ = db.Close()
-	})
+	platformtest.Serve(t, "server", cancel, func() error { return a.Server.Serve(ctx, ln) }, a.Close, db.Close)
 	return &env{t: t, url: base, app: a, cfg: cfg, db: db, gh: gh, oidc: op,
 		client: &http.Client{Timeout: 20 * time.Second, Transport: newOpenAPICheck(t, http.DefaultTransport, base),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}

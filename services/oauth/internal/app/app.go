@@ -4,29 +4,24 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/config"
-	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/pkg/metrics"
 	"github.com/talentforge/auth/pkg/mfachallenge"
-	"github.com/talentforge/auth/pkg/natsx"
+	"github.com/talentforge/auth/pkg/platform"
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/pkg/ratelimit"
-	"github.com/talentforge/auth/pkg/redisx"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
 	"github.com/talentforge/auth/pkg/usercache"
@@ -40,13 +35,12 @@ import (
 
 // App is the composed service.
 type App struct {
-	Server  *httpx.Server
-	DB      *postgres.DB
-	Redis   redis.UniversalClient
-	NATS    *nats.Conn
-	Keys    *token.KeySet
-	Relay   *events.Relay
-	closers []func() error
+	// Platform is PostgreSQL, Redis, NATS, the signing keys (Keys), EventKeys and the
+	// outbox Relay: New runs it until ctx ends, unless WithoutRelay.
+	*platform.Platform
+	Server *httpx.Server
+	// SignIn is the use cases the server's handlers call (tests drive them directly).
+	SignIn *signin.Service
 }
 
 // Option changes how New composes the service.
@@ -101,41 +95,20 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	if err := checkCallbackBase(cfg.OAuthCallbackBaseURL); err != nil {
 		return nil, err
 	}
-	// The verification email of an address a provider did not vouch for carries a token.
-	eventKeys, err := cfg.EventKeyring()
-	if err != nil {
+	if a.Platform, err = platform.Open(ctx, cfg, log, "oauth",
+		// The verification email of an address a provider did not vouch for carries a token.
+		platform.WithEventKeys(),
+		platform.WithDB(postgres.Options{MaxOpenConns: 16, StatementTimeout: 5 * time.Second}),
+		platform.WithRedis(0, 0), // go-redis' default pool
+		platform.WithNATS(),
+		platform.WithRelay(!o.noRelay),
+		// Keys are made by auth (or mounted); oauth only reads them, so it waits for none.
+		platform.WithSigningKeys(platform.SigningKeys{PublishDelay: 5 * time.Minute,
+			Hint: "start auth first, or mount the keys"}),
+	); err != nil {
 		return nil, err
 	}
-	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
-		postgres.Options{MaxOpenConns: 16, StatementTimeout: 5 * time.Second}); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.DB.Close)
-	if a.Redis, err = redisx.New(redisx.Options{URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
-		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster}); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.Redis.Close)
-	if a.NATS, err = natsx.Connect(cfg.NATSURL, "oauth"); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, func() error { a.NATS.Close(); return nil })
-	js, err := jetstream.New(a.NATS)
-	if err != nil {
-		return nil, fmt.Errorf("NATS_URL: jetstream: %w", err)
-	}
-	reg := metrics.New("oauth")
-	a.Relay = events.NewRelay(a.DB, js, log, events.WithMetrics(reg), events.WithNamespace(cfg.NATSNamespace))
-	if !o.noRelay {
-		a.closers = append(a.closers, a.Relay.Start(ctx))
-	}
-
-	// Keys are made by auth (or mounted); oauth only reads them, so it waits for none.
-	if a.Keys, err = token.LoadKeySet(cfg.JWTKeysDir, token.WithPublishDelay(5*time.Minute),
-		token.WithReloadErrorHandler(func(err error) { log.Error("reload signing keys", zap.Error(err)) })); err != nil {
-		return nil, fmt.Errorf("JWT_KEYS_DIR: %w (start auth first, or mount the keys)", err)
-	}
-	go a.Keys.Watch(ctx, time.Minute)
+	reg := a.Metrics
 
 	m := newMetrics(reg)
 	ps := providers.New(cfg.OAuthProviders, providers.Options{Timeout: cfg.OAuthProviderTimeout,
@@ -146,9 +119,14 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		}})
 	sessions := session.New(a.Redis, session.WithIdleTTL(cfg.RefreshTokenTTL), session.WithMaxAge(cfg.SessionMaxAge),
 		session.WithReuseGrace(cfg.RefreshReuseGrace))
-	svc, err := signin.New(ps, flow.New(a.Redis), store.New(a.DB, eventKeys, usercache.New(a.Redis)), sessions, mfachallenge.New(a.Redis),
-		token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
-		token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience),
+	// Bearer tokens are checked through auth's user cache, the same check as auth's.
+	entries := usercache.New(a.Redis)
+	users := store.New(a.DB, a.EventKeys, entries)
+	core := accounts.NewSessions(accounts.NewCache(a.Redis, users.Store, sessions, entries), sessions,
+		accounts.JWT{Issuer: token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
+			Verifier: token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience)},
+		mfachallenge.New(a.Redis))
+	svc, err := signin.New(ps, flow.New(a.Redis), users, core,
 		signin.Config{RedirectAllowlist: cfg.OAuthRedirectAllowlist, AdminEmails: cfg.AdminEmails,
 			EmailVerificationRequired: cfg.EmailVerificationRequired}, m,
 		ratelimit.NewGuard(a.Redis, map[string]ratelimit.Limit{ratelimit.PurposeEmails: cfg.RateLimits.EmailsPerAddress},
@@ -156,26 +134,15 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	a.Server = httpx.New(log, reg,
+	a.SignIn = svc
+	// /readyz: postgres, redis and nats (the connection and the outbox relay).
+	a.Server = httpx.New(log, reg, append(a.ServerOptions(),
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithErrorMapper(api.MapError),
 		httpx.WithOpenAPI(apidoc.YAML),
 		httpx.WithCORS(cfg.CORSAllowedOrigins),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
-		httpx.WithReadyCheck("postgres", a.DB.Ping),
-		httpx.WithReadyCheck("redis", func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }),
-		// nats: the connection is up and the outbox relay can publish (Relay.Healthy: its
-		// attempts to reach JetStream keep failing, e.g. JetStream disabled or no PubAck).
-		// The other background loop, the signing-key reload (Keys.Watch), is no check: a
-		// reload that fails keeps the keys last loaded, which go on signing and verifying,
-		// so the instance still serves correctly; the failure is logged.
-		httpx.WithReadyCheck("nats", func(ctx context.Context) error {
-			if err := natsx.Check(a.NATS); err != nil {
-				return err
-			}
-			return a.Relay.Healthy(ctx)
-		}),
-	)
+	)...)
 	hc := api.Config{Budget: cfg.RateLimits.Global, IPv6Prefix: cfg.LoginThrottle.IPv6Prefix}
 	if cfg.RateLimitEnabled {
 		hc.Limiter = ratelimit.NewLimiter(a.Redis)
@@ -184,15 +151,8 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	return a, nil
 }
 
-// Close releases every connection, newest first.
-func (a *App) Close() error {
-	var errs []error
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		errs = append(errs, a.closers[i]())
-	}
-	a.closers = nil
-	return errors.Join(errs...)
-}
+// Close stops the relay and releases every connection, newest first.
+func (a *App) Close() error { return a.Platform.Close() }
 
 // checkCallbackBase refuses a plain-http OAUTH_CALLBACK_BASE_URL off loopback. The
 // browser-binding cookie is a __Host- cookie, hence Secure: browsers keep it from

@@ -5,48 +5,32 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
+	"github.com/talentforge/auth/pkg/keyring"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
+	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/events"
-	"github.com/talentforge/auth/pkg/httpx"
+	"github.com/talentforge/auth/pkg/logging"
 	"github.com/talentforge/auth/pkg/postgres"
-	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/usercache"
 )
 
 // Errors the use cases branch on.
 var (
-	ErrNotFound        = errors.New("not found")
-	ErrEmailTaken      = errors.New("email taken")
+	ErrNotFound        = accounts.ErrNotFound
+	ErrEmailTaken      = accounts.ErrEmailTaken
 	ErrIdentityTaken   = errors.New("identity taken")
 	ErrLastLoginMethod = errors.New("last login method")
 	// ErrChanged: the account changed under a decision (verified meanwhile); retry.
 	ErrChanged = errors.New("account changed")
 )
 
-// User is the account as the oauth service sees it.
-type User struct {
-	ID              string
-	Email           string
-	Name            string
-	EmailVerifiedAt *time.Time
-	DisabledAt      *time.Time
-	MFAEnabled      bool
-	HasPassword     bool
-	Roles           []string
-	CreatedAt       time.Time
-	// CredentialStamp is session.CredentialStamp of the password's last change.
-	CredentialStamp string
-}
-
-// Verified reports whether the account's address is verified.
-func (u User) Verified() bool { return u.EmailVerifiedAt != nil }
+// User is an account (the account core's).
+type User = accounts.User
 
 // Identity is a provider identity linked to a user.
 type Identity struct {
@@ -60,90 +44,22 @@ type Identity struct {
 	Name string
 }
 
-// Store is the PostgreSQL store. auth caches users in Redis (pkg/usercache): every write
-// here that changes or removes a users row auth caches runs in runInTx and invalidates it.
+// Store is the PostgreSQL store: identities and proofs of its own, the accounts
+// through the account core (accounts.Store, which keeps auth's user cache right).
 type Store struct {
-	db    *postgres.DB
-	keys  *events.Keyring
-	cache *usercache.Store
+	*accounts.Store
+	keys *keyring.Keyring
 }
 
-// New returns the store; keys seals event tokens (the oauth events carry none); cache
-// is auth's user cache, which the store invalidates.
-func New(db *postgres.DB, keys *events.Keyring, cache *usercache.Store) *Store {
-	return &Store{db: db, keys: keys, cache: cache}
-}
-
-// runInTx runs fn in a transaction. The users fn invalidates through w are dropped from
-// auth's cache at once, before the commit, and again once the transaction has ended,
-// whatever its outcome (usercache.Writes): auth neither keeps nor refills what the
-// transaction changed. An error of that second step is returned although the write
-// committed.
-func (s *Store) runInTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error) error {
-	w := s.cache.Begin()
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, w) })
-	if derr := w.Done(ctx); err == nil {
-		err = derr
-	}
-	return err
-}
-
-type userRow struct {
-	ID              uuid.UUID  `bun:"id"`
-	Email           string     `bun:"email"`
-	Name            string     `bun:"name"`
-	PasswordHash    *string    `bun:"password_hash"`
-	EmailVerifiedAt *time.Time `bun:"email_verified_at"`
-	DisabledAt      *time.Time `bun:"disabled_at"`
-	MFAEnabled      bool       `bun:"mfa_enabled"`
-	CreatedAt       time.Time  `bun:"created_at"`
-	Roles           []string   `bun:"roles,array"`
-	PasswordChanged *time.Time `bun:"password_changed_at"`
-}
-
-func (r userRow) user() User {
-	u := User{ID: r.ID.String(), Email: r.Email, Name: r.Name, EmailVerifiedAt: r.EmailVerifiedAt,
-		DisabledAt: r.DisabledAt, MFAEnabled: r.MFAEnabled, HasPassword: r.PasswordHash != nil,
-		Roles: r.Roles, CreatedAt: r.CreatedAt, CredentialStamp: session.CredentialStamp(r.PasswordChanged)}
-	if u.Roles == nil {
-		u.Roles = []string{}
-	}
-	return u
-}
-
-const selectUser = `SELECT u.id, u.email, u.name, u.password_hash, u.email_verified_at, u.disabled_at,
-	u.mfa_enabled, u.created_at, u.password_changed_at,
-	COALESCE((SELECT array_agg(ur.role ORDER BY ur.role) FROM user_roles ur WHERE ur.user_id = u.id), '{}') AS roles
-	FROM users u `
-
-func (s *Store) one(ctx context.Context, db bun.IDB, where string, args ...any) (User, error) {
-	var r userRow
-	if err := db.NewRaw(selectUser+where, args...).Scan(ctx, &r); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return User{}, ErrNotFound
-		}
-		return User{}, err
-	}
-	return r.user(), nil
-}
-
-// UserByID finds an account.
-func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
-	uid, err := uuid.Parse(id)
-	if err != nil {
-		return User{}, ErrNotFound
-	}
-	return s.one(ctx, s.db, "WHERE u.id = ?", uid)
-}
-
-// UserByEmail finds an account by its normalised address.
-func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
-	return s.one(ctx, s.db, "WHERE u.email = ?", email)
+// New returns the store; keys seals event tokens; cache is the Redis side of auth's
+// user cache, which the store invalidates.
+func New(db *postgres.DB, keys *keyring.Keyring, cache *usercache.Store) *Store {
+	return &Store{Store: accounts.NewStore(db, cache), keys: keys}
 }
 
 // UserByIdentity finds the account an identity signs in to.
 func (s *Store) UserByIdentity(ctx context.Context, provider, subject string) (User, error) {
-	return s.one(ctx, s.db, "WHERE u.id = (SELECT user_id FROM identities WHERE provider = ? AND subject = ?)", provider, subject)
+	return s.One(ctx, s.DB(), "u.id = (SELECT user_id FROM identities WHERE provider = ? AND subject = ?)", provider, subject)
 }
 
 type identityRow struct {
@@ -172,7 +88,7 @@ type NewUser struct {
 // has an account; ErrIdentityTaken when the identity is linked meanwhile.
 func (s *Store) CreateUser(ctx context.Context, nu NewUser, id Identity, evs ...events.Event) (User, error) {
 	var u User
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		u, err = s.insertUser(ctx, tx, nu, id)
 		if err != nil {
@@ -196,37 +112,27 @@ func (s *Store) insertUser(ctx context.Context, tx bun.Tx, nu NewUser, id Identi
 }
 
 func (s *Store) insertAccount(ctx context.Context, tx bun.Tx, nu NewUser) (User, error) {
-	now := time.Now().UTC()
-	uid := uuid.New()
-	var verifiedAt *time.Time
+	u := User{Email: nu.Email, Name: nu.Name, Roles: nu.Roles}
 	if nu.Verified {
-		verifiedAt = &now
+		now := time.Now().UTC()
+		u.EmailVerifiedAt = &now
 	}
-	if _, err := tx.NewRaw(`INSERT INTO users (id, email, name, email_verified_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, uid, nu.Email, nu.Name, verifiedAt, now, now).Exec(ctx); err != nil {
-		if uniqueViolation(err) {
-			return User{}, ErrEmailTaken
-		}
-		return User{}, err
-	}
-	for _, r := range nu.Roles {
-		if _, err := tx.NewRaw(`INSERT INTO user_roles (user_id, role) VALUES (?, ?)`, uid, r).Exec(ctx); err != nil {
-			return User{}, err
-		}
-	}
-	return User{ID: uid.String(), Email: nu.Email, Name: nu.Name, EmailVerifiedAt: verifiedAt,
-		Roles: append([]string(nil), nu.Roles...), CreatedAt: now}, nil
+	return s.Insert(ctx, tx, u)
 }
 
 // insertIdentity links id to id.UserID. An identity linked to an account whose address
 // is unproven is marked so: proving the address (at auth) unlinks it.
 func insertIdentity(ctx context.Context, db bun.IDB, id Identity, now time.Time) error {
+	uid, err := accounts.ParseID(id.UserID)
+	if err != nil {
+		return ErrChanged // the account is gone
+	}
 	res, err := db.NewRaw(`INSERT INTO identities (provider, subject, user_id, email, email_verified, linked_at,
 		last_sign_in_at, attached_unverified)
 		SELECT ?, ?, u.id, ?, ?, ?, ?, u.email_verified_at IS NULL FROM users u WHERE u.id = ?`,
-		id.Provider, id.Subject, id.Email, id.EmailVerified, now, now, uuid.MustParse(id.UserID)).Exec(ctx)
+		id.Provider, id.Subject, id.Email, id.EmailVerified, now, now, uid).Exec(ctx)
 	if err != nil {
-		if uniqueViolation(err) {
+		if postgres.IsUniqueViolation(err, "identities_pkey") || postgres.IsUniqueViolation(err, "identities_user_provider_key") {
 			return ErrIdentityTaken
 		}
 		return err
@@ -245,23 +151,14 @@ type Proof struct {
 	Identity  Identity
 }
 
-func insertProof(ctx context.Context, db bun.IDB, userID uuid.UUID, p Proof) error {
-	// Only the newest link works, as with auth's links.
-	if _, err := db.NewRaw(`UPDATE one_time_tokens SET used_at = now()
-		WHERE user_id = ? AND purpose = 'email_verification' AND used_at IS NULL`, userID).Exec(ctx); err != nil {
-		return err
-	}
-	res, err := db.NewRaw(`INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at,
-		identity_provider, identity_subject, identity_email)
-		SELECT ?, u.id, 'email_verification', ?, ?, ?, ? FROM users u WHERE u.id = ? AND u.email_verified_at IS NULL`,
-		p.Hash, p.ExpiresAt, p.Identity.Provider, p.Identity.Subject, p.Identity.Email, userID).Exec(ctx)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
+func insertProof(ctx context.Context, db bun.IDB, userID string, p Proof) error {
+	err := accounts.IssueToken(ctx, db, accounts.OneTimeToken{Hash: p.Hash, UserID: userID,
+		Purpose: accounts.PurposeEmailVerification, ExpiresAt: p.ExpiresAt, WhileUnverified: true,
+		Identity: &accounts.TokenIdentity{Provider: p.Identity.Provider, Subject: p.Identity.Subject, Email: p.Identity.Email}})
+	if errors.Is(err, accounts.ErrNotFound) {
 		return ErrChanged // verified (or gone) meanwhile
 	}
-	return nil
+	return err
 }
 
 // CreatePending creates an unverified account for an address the provider did not
@@ -270,12 +167,12 @@ func insertProof(ctx context.Context, db bun.IDB, userID uuid.UUID, p Proof) err
 // has an account.
 func (s *Store) CreatePending(ctx context.Context, nu NewUser, p Proof, evs ...events.Event) (User, error) {
 	var u User
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		if u, err = s.insertAccount(ctx, tx, nu); err != nil {
 			return err
 		}
-		if err := insertProof(ctx, tx, uuid.MustParse(u.ID), p); err != nil {
+		if err := insertProof(ctx, tx, u.ID, p); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, u.ID, evs)
@@ -286,12 +183,8 @@ func (s *Store) CreatePending(ctx context.Context, nu NewUser, p Proof, evs ...e
 // SendProof gives an existing unverified account a new token that proves its address
 // and links p.Identity, with evs. ErrChanged when the account was verified meanwhile.
 func (s *Store) SendProof(ctx context.Context, userID string, p Proof, evs ...events.Event) error {
-	uid, err := uuid.Parse(userID)
-	if err != nil {
-		return ErrChanged
-	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := insertProof(ctx, tx, uid, p); err != nil {
+	return s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := insertProof(ctx, tx, userID, p); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, userID, evs)
@@ -300,7 +193,7 @@ func (s *Store) SendProof(ctx context.Context, userID string, p Proof, evs ...ev
 
 // Notify writes evs for the user (a notice email) on their own.
 func (s *Store) Notify(ctx context.Context, userID string, evs ...events.Event) error {
-	return s.enqueue(ctx, s.db, userID, evs)
+	return s.enqueue(ctx, s.DB(), userID, evs)
 }
 
 // ReplaceUnverified deletes an account whose address was never verified and creates
@@ -311,12 +204,12 @@ func (s *Store) Notify(ctx context.Context, userID string, evs ...events.Event) 
 // ErrChanged when the old account was verified or removed meanwhile.
 func (s *Store) ReplaceUnverified(ctx context.Context, oldID string, nu NewUser, id Identity,
 	beforeCommit func(context.Context) error, evs ...events.Event) (User, error) {
-	old, err := uuid.Parse(oldID)
+	old, err := accounts.ParseID(oldID)
 	if err != nil {
 		return User{}, ErrChanged
 	}
 	var u User
-	err = s.runInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
+	err = s.RunInTx(ctx, func(ctx context.Context, tx bun.Tx, w *usercache.Writes) error {
 		res, err := tx.NewRaw(`DELETE FROM users WHERE id = ? AND email_verified_at IS NULL`, old).Exec(ctx)
 		if err != nil {
 			return err
@@ -341,7 +234,7 @@ func (s *Store) ReplaceUnverified(ctx context.Context, oldID string, nu NewUser,
 // Link links the identity to the user and writes evs. ErrIdentityTaken when the
 // identity belongs to someone, or the user already has one of this provider.
 func (s *Store) Link(ctx context.Context, id Identity, evs ...events.Event) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := insertIdentity(ctx, tx, id, time.Now().UTC()); err != nil {
 			return err
 		}
@@ -351,7 +244,7 @@ func (s *Store) Link(ctx context.Context, id Identity, evs ...events.Event) erro
 
 // SignedIn records a sign-in with the identity (what the provider says now) and evs.
 func (s *Store) SignedIn(ctx context.Context, id Identity, evs ...events.Event) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewRaw(`UPDATE identities SET email = ?, email_verified = ?, last_sign_in_at = now()
 			WHERE provider = ? AND subject = ?`, id.Email, id.EmailVerified, id.Provider, id.Subject).Exec(ctx); err != nil {
 			return err
@@ -362,12 +255,12 @@ func (s *Store) SignedIn(ctx context.Context, id Identity, evs ...events.Event) 
 
 // Identities lists the user's identities, oldest first.
 func (s *Store) Identities(ctx context.Context, userID string) ([]Identity, error) {
-	uid, err := uuid.Parse(userID)
+	uid, err := accounts.ParseID(userID)
 	if err != nil {
-		return nil, ErrNotFound
+		return nil, err
 	}
 	var rows []identityRow
-	if err := s.db.NewSelect().Model(&rows).Where("user_id = ?", uid).Order("linked_at", "provider").Scan(ctx); err != nil {
+	if err := s.DB().NewSelect().Model(&rows).Where("user_id = ?", uid).Order("linked_at", "provider").Scan(ctx); err != nil {
 		return nil, err
 	}
 	out := make([]Identity, len(rows))
@@ -382,14 +275,14 @@ func (s *Store) Identities(ctx context.Context, userID string) ([]Identity, erro
 // last way to sign in (no password and no other identity): ErrLastLoginMethod. The
 // user row is locked so two unlinks cannot each leave the other as the last.
 func (s *Store) Unlink(ctx context.Context, userID, provider string, evs ...events.Event) error {
-	uid, err := uuid.Parse(userID)
+	uid, err := accounts.ParseID(userID)
 	if err != nil {
-		return ErrNotFound
+		return err
 	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var hasPassword bool
 		if err := tx.NewRaw(`SELECT password_hash IS NOT NULL FROM users WHERE id = ? FOR UPDATE`, uid).Scan(ctx, &hasPassword); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
+			if postgres.IsNoRows(err) {
 				return ErrNotFound
 			}
 			return err
@@ -412,17 +305,12 @@ func (s *Store) Unlink(ctx context.Context, userID, provider string, evs ...even
 	})
 }
 
-// enqueue writes evs with "user_id" set in each map payload.
+// enqueue writes evs with "user_id" set in each payload (events.UserPayload).
 func (s *Store) enqueue(ctx context.Context, tx bun.IDB, userID string, evs []events.Event) error {
-	for _, ev := range evs {
-		if m, ok := ev.Payload.(map[string]any); ok {
-			m["user_id"] = userID
+	for i, ev := range evs {
+		if p, ok := ev.Payload.(events.UserPayload); ok {
+			evs[i].Payload = p.WithUserID(userID)
 		}
 	}
-	return events.Enqueue(ctx, tx, s.keys, httpx.RequestID(ctx), evs...)
-}
-
-func uniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
+	return events.Enqueue(ctx, tx, s.keys, logging.RequestID(ctx), evs...)
 }

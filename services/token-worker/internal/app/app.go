@@ -7,19 +7,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
 	"net"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/config"
 	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/httpx"
-	"github.com/talentforge/auth/pkg/metrics"
-	"github.com/talentforge/auth/pkg/natsx"
+	"github.com/talentforge/auth/pkg/platform"
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/services/token-worker/apidoc"
 	"github.com/talentforge/auth/services/token-worker/internal/audit"
@@ -38,18 +36,15 @@ const (
 
 // App is the composed worker.
 type App struct {
+	// Platform is the worker's Metrics, PostgreSQL, NATS and JetStream (JS).
+	*platform.Platform
 	Server     *httpx.Server
-	Metrics    *metrics.Registry
-	DB         *postgres.DB
-	NATS       *nats.Conn
-	JS         jetstream.JetStream
 	Mailer     *mailer.Mailer
 	Email      *consumer.Consumer
 	Audit      *consumer.Consumer
 	Partitions *audit.Partitions
 	Cleaner    *cleanup.Cleaner
 	log        *zap.Logger
-	closers    []func() error
 }
 
 type options struct {
@@ -78,28 +73,24 @@ func WithFetchWait(d time.Duration) Option { return func(o *options) { o.fetchWa
 // sealed tokens. Nothing runs until Serve. The JetStream streams and consumers are
 // created by Serve, so a worker started while NATS is away waits for it instead of
 // exiting.
-func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, opts ...Option) (_ *App, err error) {
+func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger, opts ...Option) (_ *App, err error) {
 	o := options{fetchWait: 5 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	a := &App{log: log, Metrics: metrics.New("token-worker")}
+	a := &App{log: log}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
 		}
 	}()
-	if a.DB, err = postgres.Open(cfg.DatabaseURL, cfg.DatabaseReplicaURLs,
-		postgres.Options{MaxOpenConns: 2*(s.EmailConcurrency+s.AuditConcurrency) + 4, StatementTimeout: 10 * time.Second}); err != nil {
+	// No context: nothing of the worker's platform runs in the background (no relay, no
+	// signing keys); Serve runs the consumers.
+	if a.Platform, err = platform.Open(context.Background(), cfg, log, "token-worker",
+		platform.WithDB(postgres.Options{MaxOpenConns: 2*(s.EmailConcurrency+s.AuditConcurrency) + 4, StatementTimeout: 10 * time.Second}),
+		platform.WithNATS(),
+	); err != nil {
 		return nil, err
-	}
-	a.closers = append(a.closers, a.DB.Close)
-	if a.NATS, err = natsx.Connect(cfg.NATSURL, "token-worker"); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, func() error { a.NATS.Close(); return nil })
-	if a.JS, err = jetstream.New(a.NATS); err != nil {
-		return nil, fmt.Errorf("NATS_URL: jetstream: %w", err)
 	}
 
 	reg := a.Metrics.Registry
@@ -152,11 +143,11 @@ func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, 
 		cleanup.WithSentEmailsRetention(s.SentEmailsRetention), cleanup.WithInterval(s.CleanupInterval),
 		cleanup.WithLogger(log.Named("cleanup")), cleanup.WithMetrics(reg))
 
-	a.Server = httpx.New(log, a.Metrics,
+	// /readyz: postgres and nats (the connection: the worker has no relay), then the
+	// consumers.
+	a.Server = httpx.New(log, a.Metrics, append(a.ServerOptions(),
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
-		httpx.WithReadyCheck("postgres", a.DB.Ping),
-		httpx.WithReadyCheck("nats", func(context.Context) error { return natsx.Check(a.NATS) }),
 		// One check per consumer ("consumer token-worker-email", "consumer
 		// token-worker-audit"): a worker whose NATS connection is up but whose consumer is
 		// not set up on the stream, or whose fetches keep failing (a JetStream that does
@@ -167,7 +158,7 @@ func New(cfg *config.Config, s Settings, keys *events.Keyring, log *zap.Logger, 
 		httpx.WithReadyCheck("consumer "+EmailConsumer, a.Email.Ready),
 		httpx.WithReadyCheck("consumer "+AuditConsumer, a.Audit.Ready),
 		httpx.WithOpenAPI(apidoc.YAML),
-	)
+	)...)
 	return a, nil
 }
 
@@ -200,14 +191,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases every connection, newest first.
-func (a *App) Close() error {
-	var errs []error
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		errs = append(errs, a.closers[i]())
-	}
-	a.closers = nil
-	return errors.Join(errs...)
-}
+func (a *App) Close() error { return a.Platform.Close() }
 
 // dbGate holds the consumers back while PostgreSQL does not answer, so the events keep
 // their deliveries for when it is back. A healthy database costs one ping a second.

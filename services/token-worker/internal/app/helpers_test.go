@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"github.com/talentforge/auth/pkg/keyring"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ type rig struct {
 	relay  *workertest.SMTP
 	js     jetstream.JetStream
 	spec   string
-	keys   *events.Keyring
+	keys   *keyring.Keyring
 	worker *workertest.Worker
 }
 
@@ -44,7 +45,7 @@ func address(t *testing.T, who string) string {
 }
 
 // event builds an envelope exactly as the auth service does, the token sealed.
-func event(t *testing.T, keys *events.Keyring, typ string, payload map[string]any) events.Envelope {
+func event(t *testing.T, keys *keyring.Keyring, typ string, payload map[string]any) events.Envelope {
 	t.Helper()
 	ev, err := events.NewEnvelope(keys, uuid.Must(uuid.NewV7()).String(), typ, time.Now(), "req-"+workertest.RandomHex(4), payload)
 	if err != nil {

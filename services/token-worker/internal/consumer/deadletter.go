@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,3 +93,14 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jets
 	c.o.metrics.deadLetters.WithLabelValues(c.cfg.Label, typ).Inc()
 	log.Error("event dead-lettered", zap.Error(cause))
 }
+
+// natsHeader builds the dead letter's headers.
+func natsHeader(kv ...string) nats.Header {
+	h := nats.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

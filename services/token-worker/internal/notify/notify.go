@@ -5,11 +5,13 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/talentforge/auth/pkg/keyring"
+	"maps"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -23,26 +25,20 @@ import (
 	"github.com/talentforge/auth/services/token-worker/internal/sentmail"
 )
 
-// The event types that make an email (the subjects the auth service publishes).
-const (
-	TypeVerificationRequested = "auth.email.verification_requested"
-	TypePasswordResetRequest  = "auth.email.password_reset_requested"
-	TypeRegisterExisting      = "auth.email.register_existing"
-	TypePasswordChanged       = "auth.user.password_changed"
-	TypeEmailVerified         = "auth.user.email_verified"
-	TypeMFAEnabled            = "auth.user.mfa_enabled"
-	TypeMFADisabled           = "auth.user.mfa_disabled"
-)
-
+// kinds are the event types that make an email (events.ReaderEmail in the catalog)
+// and the email each makes.
 var kinds = map[string]mailer.Kind{
-	TypeVerificationRequested: mailer.KindVerification,
-	TypePasswordResetRequest:  mailer.KindPasswordReset,
-	TypeRegisterExisting:      mailer.KindRegisterExisting,
-	TypePasswordChanged:       mailer.KindPasswordChanged,
-	TypeEmailVerified:         mailer.KindEmailVerified,
-	TypeMFAEnabled:            mailer.KindMFAEnabled,
-	TypeMFADisabled:           mailer.KindMFADisabled,
+	events.SubjectVerificationRequested:  mailer.KindVerification,
+	events.SubjectPasswordResetRequested: mailer.KindPasswordReset,
+	events.SubjectRegisterExisting:       mailer.KindRegisterExisting,
+	events.SubjectPasswordChanged:        mailer.KindPasswordChanged,
+	events.SubjectEmailVerified:          mailer.KindEmailVerified,
+	events.SubjectMFAEnabled:             mailer.KindMFAEnabled,
+	events.SubjectMFADisabled:            mailer.KindMFADisabled,
 }
+
+// Types returns the event types that make an email, sorted.
+func Types() []string { return slices.Sorted(maps.Keys(kinds)) }
 
 // Paths of the web app that take a token (API.md, Emails).
 var linkPaths = map[mailer.Kind]string{
@@ -73,13 +69,13 @@ type Sender interface {
 
 // Opener opens sealed fields (the events keyring).
 type Opener interface {
-	Open(s events.Sealed, eventID string) ([]byte, error)
+	Open(s keyring.Sealed, eventID string) ([]byte, error)
 }
 
 var (
 	_ Ledger = (*sentmail.Ledger)(nil)
 	_ Sender = (*mailer.Mailer)(nil)
-	_ Opener = (*events.Keyring)(nil)
+	_ Opener = (*keyring.Keyring)(nil)
 )
 
 type options struct {
@@ -120,16 +116,6 @@ func New(ledger Ledger, sender Sender, keys Opener, appURL string, opts ...Optio
 	return &Service{ledger: ledger, sender: sender, keys: keys, appURL: strings.TrimRight(appURL, "/"), o: o}
 }
 
-// payload is the union of the email events' payloads.
-type payload struct {
-	UserID      string         `json:"user_id"`
-	Email       string         `json:"email"`
-	Name        string         `json:"name"`
-	TokenSealed *events.Sealed `json:"token_sealed"`
-	ExpiresAt   time.Time      `json:"expires_at"`
-	How         string         `json:"how"`
-}
-
 // Handle sends the email an event asks for, once. It returns the outcome, or an error
 // classified for the consumer: retry.ErrPermanent for an event no retry can fix,
 // retry.ErrUnavailable when the relay or the database is away, anything else for a
@@ -139,37 +125,12 @@ func (s *Service) Handle(ctx context.Context, ev events.Envelope) (string, error
 	if !ok {
 		return OutcomeIgnored, nil
 	}
-	var p payload
-	if err := json.Unmarshal(ev.Payload, &p); err != nil {
-		return "", retry.Permanent(fmt.Errorf("decode %s payload: %w", ev.Type, err))
+	email, outcome, err := s.compose(ev, kind)
+	if err != nil || outcome != "" {
+		return outcome, err
 	}
-	addr, err := mail.ParseAddress(p.Email)
-	if err != nil || addr.Address != strings.TrimSpace(p.Email) {
-		return "", retry.Permanent(fmt.Errorf("%s: the payload has no valid email address", ev.Type))
-	}
-	data := mailer.Data{Name: cleanName(p.Name), AppURL: s.appURL, ExpiresAt: p.ExpiresAt, How: p.How, OccurredAt: ev.OccurredAt}
-	if path, ok := linkPaths[kind]; ok {
-		if p.TokenSealed == nil {
-			return "", retry.Permanent(fmt.Errorf("%s: the payload has no token_sealed", ev.Type))
-		}
-		if !p.ExpiresAt.IsZero() && !s.o.now().Before(p.ExpiresAt) {
-			// The link would not work: the user asks again and gets a fresh one.
-			return OutcomeExpired, nil
-		}
-		raw, err := s.keys.Open(*p.TokenSealed, ev.ID)
-		if err != nil {
-			// An unknown key may arrive with the next deploy: retried, then dead-lettered.
-			return "", fmt.Errorf("open the token of %s %s: %w", ev.Type, ev.ID, err)
-		}
-		tok := string(raw)
-		if tok == "" || strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-			return "", retry.Permanent(fmt.Errorf("%s: the opened token is not printable", ev.Type))
-		}
-		data.Link = s.appURL + path + "?token=" + url.QueryEscape(tok)
-	}
-
 	attempt := uuid.NewString()
-	res, err := s.ledger.Claim(ctx, sentmail.Claim{EventID: ev.ID, Kind: string(kind), Recipient: addr.Address, Attempt: attempt, Cap: s.o.cap})
+	res, err := s.ledger.Claim(ctx, sentmail.Claim{EventID: ev.ID, Kind: string(kind), Recipient: email.To, Attempt: attempt, Cap: s.o.cap})
 	if err != nil {
 		return "", err
 	}
@@ -183,27 +144,81 @@ func (s *Service) Handle(ctx context.Context, ev events.Envelope) (string, error
 	case sentmail.Busy:
 		return "", retry.Unavailable(errors.New("another attempt is sending this email"))
 	}
+	if err := s.send(ctx, email, attempt); err != nil {
+		return "", err
+	}
+	return OutcomeSent, nil
+}
 
-	if err := s.sender.Send(ctx, mailer.Email{ID: ev.ID, To: addr.Address, Kind: kind, Data: data}); err != nil {
-		if rerr := s.ledger.Release(context.WithoutCancel(ctx), ev.ID, attempt); rerr != nil {
-			s.o.log.Warn("release email claim", zap.String("event_id", ev.ID), zap.Error(rerr))
+// compose makes the email of ev from its payload, or says why there is none: an
+// outcome (a link already expired) or an error classified as Handle's.
+func (s *Service) compose(ev events.Envelope, kind mailer.Kind) (mailer.Email, string, error) {
+	decoded, err := ev.DecodePayload()
+	if err != nil {
+		return mailer.Email{}, "", retry.Permanent(err)
+	}
+	mailed, ok := decoded.(events.Mailed)
+	if !ok {
+		return mailer.Email{}, "", retry.Permanent(fmt.Errorf("%s: the payload is not an email's", ev.Type))
+	}
+	p := mailed.Mail()
+	addr, err := mail.ParseAddress(p.Email)
+	if err != nil || addr.Address != strings.TrimSpace(p.Email) {
+		return mailer.Email{}, "", retry.Permanent(fmt.Errorf("%s: the payload has no valid email address", ev.Type))
+	}
+	data := mailer.Data{Name: cleanName(p.Name), AppURL: s.appURL, ExpiresAt: p.ExpiresAt, How: p.How, OccurredAt: ev.OccurredAt}
+	if path, ok := linkPaths[kind]; ok {
+		if !p.ExpiresAt.IsZero() && p.TokenSealed != nil && !s.o.now().Before(p.ExpiresAt) {
+			// The link would not work: the user asks again and gets a fresh one.
+			return mailer.Email{}, OutcomeExpired, nil
 		}
-		return "", fmt.Errorf("send %s email for %s: %w", kind, ev.ID, err)
+		tok, err := s.openToken(ev, p)
+		if err != nil {
+			return mailer.Email{}, "", err
+		}
+		data.Link = s.appURL + path + "?token=" + url.QueryEscape(tok)
+	}
+	return mailer.Email{ID: ev.ID, To: addr.Address, Kind: kind, Data: data}, "", nil
+}
+
+// openToken opens the link token sealed in the payload.
+func (s *Service) openToken(ev events.Envelope, p events.Mail) (string, error) {
+	if p.TokenSealed == nil {
+		return "", retry.Permanent(fmt.Errorf("%s: the payload has no token_sealed", ev.Type))
+	}
+	raw, err := s.keys.Open(*p.TokenSealed, ev.ID)
+	if err != nil {
+		// An unknown key may arrive with the next deploy: retried, then dead-lettered.
+		return "", fmt.Errorf("open the token of %s %s: %w", ev.Type, ev.ID, err)
+	}
+	tok := string(raw)
+	if tok == "" || strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return "", retry.Permanent(fmt.Errorf("%s: the opened token is not printable", ev.Type))
+	}
+	return tok, nil
+}
+
+// send hands the claimed email to the relay and records it sent; a failed send
+// releases the claim for the next attempt.
+func (s *Service) send(ctx context.Context, email mailer.Email, attempt string) error {
+	if err := s.sender.Send(ctx, email); err != nil {
+		if rerr := s.ledger.Release(context.WithoutCancel(ctx), email.ID, attempt); rerr != nil {
+			s.o.log.Warn("release email claim", zap.String("event_id", email.ID), zap.Error(rerr))
+		}
+		return fmt.Errorf("send %s email for %s: %w", email.Kind, email.ID, err)
 	}
 	// The relay has the email: record it even if shutdown began meanwhile, and try hard,
 	// since an unrecorded email is sent again on redelivery.
 	mctx := context.WithoutCancel(ctx)
+	var err error
 	for i := 1; ; i++ {
-		err = s.ledger.MarkSent(mctx, ev.ID)
+		err = s.ledger.MarkSent(mctx, email.ID)
 		if err == nil || i == s.o.markAttempts {
 			break
 		}
 		time.Sleep(s.o.markWait * time.Duration(i))
 	}
-	if err != nil {
-		return "", err
-	}
-	return OutcomeSent, nil
+	return err
 }
 
 // cleanName keeps a name fit for a greeting: no control characters, at most 100 runes.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/talentforge/auth/pkg/keyring"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,16 +49,16 @@ func (f *fakeSender) Send(_ context.Context, e mailer.Email) error {
 	return f.err
 }
 
-func keyring(t *testing.T, kid string) *events.Keyring {
+func testKeys(t *testing.T, kid string) *keyring.Keyring {
 	t.Helper()
-	k, err := events.ParseKeyring(kid + ":" + "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	k, err := keyring.Parse(kid + ":" + "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
 }
 
-func envelope(t *testing.T, keys *events.Keyring, typ string, payload map[string]any) events.Envelope {
+func envelope(t *testing.T, keys *keyring.Keyring, typ string, payload any) events.Envelope {
 	t.Helper()
 	ev, err := events.NewEnvelope(keys, uuid.NewString(), typ, time.Now(), "", payload)
 	if err != nil {
@@ -65,7 +68,7 @@ func envelope(t *testing.T, keys *events.Keyring, typ string, payload map[string
 }
 
 func TestHandle(t *testing.T) {
-	keys := keyring(t, "k1")
+	keys := testKeys(t, "k1")
 	soon := time.Now().Add(time.Hour)
 	good := map[string]any{"email": "ann@example.com", "name": "Ann\r\nBcc: x@evil.test\x00", "token": "abc-DEF_123", "expires_at": soon,
 		"app_url": "https://evil.test", "link": "https://evil.test/x"}
@@ -81,25 +84,25 @@ func TestHandle(t *testing.T) {
 		wantLink  string
 		wantClaim bool
 	}{
-		{name: "verification", ev: envelope(t, keys, notify.TypeVerificationRequested, good), outcome: notify.OutcomeSent,
+		{name: "verification", ev: envelope(t, keys, events.SubjectVerificationRequested, good), outcome: notify.OutcomeSent,
 			wantSend: true, wantClaim: true, wantLink: "https://app.test/verify-email?token=abc-DEF_123"},
-		{name: "reset", ev: envelope(t, keys, notify.TypePasswordResetRequest, good), outcome: notify.OutcomeSent,
+		{name: "reset", ev: envelope(t, keys, events.SubjectPasswordResetRequested, good), outcome: notify.OutcomeSent,
 			wantSend: true, wantClaim: true, wantLink: "https://app.test/reset-password?token=abc-DEF_123"},
-		{name: "already sent", ev: envelope(t, keys, notify.TypeVerificationRequested, good), ledger: sentmail.Done,
+		{name: "already sent", ev: envelope(t, keys, events.SubjectVerificationRequested, good), ledger: sentmail.Done,
 			outcome: notify.OutcomeDuplicate, wantClaim: true},
-		{name: "capped", ev: envelope(t, keys, notify.TypeRegisterExisting, map[string]any{"email": "ann@example.com"}), ledger: sentmail.Capped,
+		{name: "capped", ev: envelope(t, keys, events.SubjectRegisterExisting, map[string]any{"email": "ann@example.com"}), ledger: sentmail.Capped,
 			outcome: notify.OutcomeCapped, wantClaim: true},
-		{name: "busy", ev: envelope(t, keys, notify.TypeRegisterExisting, map[string]any{"email": "ann@example.com"}), ledger: sentmail.Busy,
+		{name: "busy", ev: envelope(t, keys, events.SubjectRegisterExisting, map[string]any{"email": "ann@example.com"}), ledger: sentmail.Busy,
 			errIs: retry.ErrUnavailable, wantClaim: true},
-		{name: "expired link", ev: envelope(t, keys, notify.TypePasswordResetRequest, map[string]any{"email": "ann@example.com", "token": "t", "expires_at": time.Now().Add(-time.Second)}),
+		{name: "expired link", ev: envelope(t, keys, events.SubjectPasswordResetRequested, map[string]any{"email": "ann@example.com", "token": "t", "expires_at": time.Now().Add(-time.Second)}),
 			outcome: notify.OutcomeExpired},
-		{name: "unknown key is retried", ev: envelope(t, keyring(t, "k0"), notify.TypeVerificationRequested, good), anyErr: true},
-		{name: "no sealed token", ev: events.Envelope{ID: uuid.NewString(), Type: notify.TypeVerificationRequested,
+		{name: "unknown key is retried", ev: envelope(t, testKeys(t, "k0"), events.SubjectVerificationRequested, good), anyErr: true},
+		{name: "no sealed token", ev: events.Envelope{ID: uuid.NewString(), Type: events.SubjectVerificationRequested,
 			Payload: json.RawMessage(`{"email":"ann@example.com","token":"clear"}`)}, errIs: retry.ErrPermanent},
-		{name: "bad address", ev: envelope(t, keys, notify.TypeEmailVerified, map[string]any{"email": "ann@example.com>, <x@evil.test"}), errIs: retry.ErrPermanent},
-		{name: "bad payload", ev: events.Envelope{ID: uuid.NewString(), Type: notify.TypeEmailVerified, Payload: json.RawMessage(`[1]`)}, errIs: retry.ErrPermanent},
+		{name: "bad address", ev: envelope(t, keys, events.SubjectEmailVerified, map[string]any{"email": "ann@example.com>, <x@evil.test"}), errIs: retry.ErrPermanent},
+		{name: "bad payload", ev: events.Envelope{ID: uuid.NewString(), Type: events.SubjectEmailVerified, Payload: json.RawMessage(`[1]`)}, errIs: retry.ErrPermanent},
 		{name: "not an email event", ev: events.Envelope{ID: uuid.NewString(), Type: "auth.user.registered"}, outcome: notify.OutcomeIgnored},
-		{name: "relay fails", ev: envelope(t, keys, notify.TypePasswordChanged, map[string]any{"email": "ann@example.com", "how": "change"}),
+		{name: "relay fails", ev: envelope(t, keys, events.SubjectPasswordChanged, map[string]any{"email": "ann@example.com", "how": "change"}),
 			sendErr: errors.New("421 closing"), anyErr: true, wantSend: true, wantClaim: true},
 	}
 	for _, tt := range tests {
@@ -141,5 +144,79 @@ func TestHandle(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTypesAreTheCatalogs: the worker mails exactly the events the catalog says it
+// reads, and each is one a service publishes.
+func TestTypesAreTheCatalogs(t *testing.T) {
+	var want []string
+	for _, s := range events.Catalog() {
+		if s.ReadBy(events.ReaderEmail) {
+			want = append(want, s.Subject)
+			if len(s.Publishers) == 0 {
+				t.Errorf("%s is mailed and nothing publishes it", s.Subject)
+			}
+		}
+	}
+	slices.Sort(want)
+	if got := notify.Types(); !slices.Equal(got, want) {
+		t.Fatalf("notify handles %v, the catalog says the worker mails %v", got, want)
+	}
+}
+
+// TestHandleTypedPayloads sends the email of every emailed event written with its
+// payload struct, as the producers write them.
+func TestHandleTypedPayloads(t *testing.T) {
+	keys := testKeys(t, "k1")
+	soon := time.Now().Add(time.Hour).UTC()
+	const to, name = "ann@example.com", "Ann"
+	tests := []struct {
+		payload  any
+		kind     mailer.Kind
+		link     string
+		how      string
+		expiries bool
+	}{
+		{events.VerificationRequested{UserID: "u", Email: to, Name: name, Token: "tok-1", ExpiresAt: soon, Provider: "github"},
+			mailer.KindVerification, "https://app.test/verify-email?token=tok-1", "", true},
+		{events.PasswordResetRequested{UserID: "u", Email: to, Name: name, Token: "tok-2", ExpiresAt: soon},
+			mailer.KindPasswordReset, "https://app.test/reset-password?token=tok-2", "", true},
+		{events.RegisterExisting{UserID: "u", Email: to, Name: name, Provider: "github"}, mailer.KindRegisterExisting, "", "", false},
+		{events.PasswordChanged{UserID: "u", Email: to, Name: name, How: "reset"}, mailer.KindPasswordChanged, "", "reset", false},
+		{events.EmailVerified{UserID: "u", Email: to, Name: name}, mailer.KindEmailVerified, "", "", false},
+		{events.MFAEnabled{UserID: "u", Email: to, Name: name}, mailer.KindMFAEnabled, "", "", false},
+		{events.MFADisabled{UserID: "u", Email: to, Name: name}, mailer.KindMFADisabled, "", "", false},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		var subject string
+		for _, s := range events.Catalog() {
+			if s.Payload == reflect.TypeOf(tt.payload) {
+				subject = s.Subject
+			}
+		}
+		covered[subject] = true
+		t.Run(subject, func(t *testing.T) {
+			l, s := &fakeLedger{}, &fakeSender{}
+			ev := envelope(t, keys, subject, tt.payload)
+			out, err := notify.New(l, s, keys, "https://app.test").Handle(context.Background(), ev)
+			if err != nil || out != notify.OutcomeSent || len(s.sent) != 1 {
+				t.Fatalf("Handle = %q, %v (sent %d)", out, err, len(s.sent))
+			}
+			e := s.sent[0]
+			if e.Kind != tt.kind || e.To != to || e.Data.Name != name || e.Data.Link != tt.link || e.Data.How != tt.how ||
+				e.Data.ExpiresAt.IsZero() == tt.expiries {
+				t.Fatalf("email = %+v", e)
+			}
+			if tt.expiries && !e.Data.ExpiresAt.Equal(soon) {
+				t.Fatalf("expires at %v, want %v", e.Data.ExpiresAt, soon)
+			}
+		})
+	}
+	for _, typ := range notify.Types() {
+		if !covered[typ] {
+			t.Errorf("%s: no case", typ)
+		}
 	}
 }

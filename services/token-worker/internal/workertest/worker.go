@@ -2,9 +2,7 @@ package workertest
 
 import (
 	"context"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/platformtest"
 	"github.com/talentforge/auth/services/token-worker/internal/app"
 )
 
@@ -32,7 +31,7 @@ type Env map[string]string
 // timings, overridden by env. It stops with the test, or earlier with Stop.
 func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts ...app.Option) *Worker {
 	t.Helper()
-	vars := Env{
+	vars := platformtest.Settings(t, Env{
 		"DATABASE_URL":                       Database(t),
 		"NATS_URL":                           n.URL(),
 		"NATS_NAMESPACE":                     string(n.Namespace),
@@ -51,16 +50,9 @@ func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts 
 		"WORKER_SMTP_BREAKER_TIMEOUT":        "300ms",
 		"WORKER_LAG_INTERVAL":                "200ms",
 		"WORKER_EMAILS_PER_ADDRESS_PER_HOUR": "0",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	cfg, err := config.Load("127.0.0.1:0", lookup)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	s, err := app.LoadSettings(lookup)
+	}, env)
+	cfg := vars.Config(t)
+	s, err := app.LoadSettings(vars.Lookup)
 	if err != nil {
 		t.Fatalf("settings: %v", err)
 	}
@@ -76,28 +68,10 @@ func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts 
 	if err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := platformtest.Listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	w := &Worker{App: a, Cfg: cfg, URL: "http://" + ln.Addr().String()}
-	stopped := false
-	w.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("worker stopped with: %v", err)
-		}
-		_ = a.Close()
-	}
-	t.Cleanup(w.stop)
-	return w
+	return &Worker{App: a, Cfg: cfg, URL: "http://" + ln.Addr().String(),
+		stop: platformtest.Serve(t, "worker", cancel, func() error { return a.Serve(ctx, ln) }, a.Close)}
 }
 
 // Stop stops the worker and closes its connections.

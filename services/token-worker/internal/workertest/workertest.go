@@ -6,10 +6,8 @@ package workertest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
+	"github.com/talentforge/auth/pkg/keyring"
 	"testing"
 	"time"
 
@@ -17,21 +15,21 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/talentforge/auth/migrations/migratetest"
 	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/natstest"
+	"github.com/talentforge/auth/pkg/platformtest"
 )
 
-var shared = migratetest.Shared{Prefix: "worker_test_"}
+var databases = platformtest.NewDatabases("worker_test_")
 
 // Database creates one migrated database for the test binary; DropDatabase drops it.
 func Database(t testing.TB) string {
 	t.Helper()
-	return shared.URL(t)
+	return databases.Shared(t)
 }
 
 // DropDatabase removes the test binary's database; call it from TestMain.
-func DropDatabase() { shared.Drop() }
+func DropDatabase() { databases.Drop() }
 
 // Conn opens a connection of the test's own to the test database.
 func Conn(t testing.TB) *pgx.Conn {
@@ -47,11 +45,7 @@ func Conn(t testing.TB) *pgx.Conn {
 }
 
 // RandomHex returns n random bytes in hex.
-func RandomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func RandomHex(n int) string { return platformtest.RandomHex(n) }
 
 // NATS is where a test's events go: the machine's server with a namespace of the
 // test's own (SharedNATS), or a nats-server process of the test's own in the default
@@ -116,12 +110,10 @@ func (n *NATS) Publish(t testing.TB, js jetstream.JetStream, ev events.Envelope,
 }
 
 // Keys returns a fresh EVENT_KEYS value with one key and its keyring.
-func Keys(t testing.TB, kid string) (string, *events.Keyring) {
+func Keys(t testing.TB, kid string) (string, *keyring.Keyring) {
 	t.Helper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	spec := kid + ":" + base64.StdEncoding.EncodeToString(key)
-	k, err := events.ParseKeyring(spec)
+	spec := platformtest.KeySpec(kid)
+	k, err := keyring.Parse(spec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package events
+// Package keyring seals secrets with AES-256-GCM under named keys: the first key seals,
+// every key opens, so keys rotate by prepending a new one. The caller's additional data
+// (an event id, a user id) binds a sealed value to what it belongs to. It seals the
+// tokens in events (EVENT_KEYS) and the TOTP secrets at rest (MFA_ENCRYPTION_KEYS).
+package keyring
 
 import (
 	"crypto/aes"
@@ -10,9 +14,8 @@ import (
 	"strings"
 )
 
-// Sealed is a secret field of a payload, encrypted with AES-256-GCM under the key KID;
-// the event id is the additional data, so a sealed value cannot be moved to another
-// event.
+// Sealed is a secret encrypted with AES-256-GCM under the key KID, with the caller's
+// additional data (an event's id, a user's id), so it cannot be moved to another owner.
 type Sealed struct {
 	KID        string `json:"kid"`
 	Nonce      []byte `json:"nonce"`
@@ -20,19 +23,19 @@ type Sealed struct {
 }
 
 // ErrUnknownKey is returned when a sealed value names a key the keyring lacks.
-var ErrUnknownKey = errors.New("events: unknown key id")
+var ErrUnknownKey = errors.New("keyring: unknown key id")
 
-// Keyring holds the sealing keys shared by the producers and the worker. The first key
-// seals; every key opens, so keys rotate by prepending a new one and dropping the old
-// one once no unconsumed event uses it (MaxAge).
+// Keyring holds named sealing keys. The first key seals; every key opens, so keys
+// rotate by prepending a new one and dropping the old one once nothing sealed with it
+// is left (for events: once no unconsumed event uses it, MaxAge).
 type Keyring struct {
 	first string
 	aeads map[string]cipher.AEAD
 }
 
-// ParseKeyring reads "kid:base64key[,kid:base64key...]" with 32-byte keys (standard
+// Parse reads "kid:base64key[,kid:base64key...]" with 32-byte keys (standard
 // or URL base64). The error never repeats key material.
-func ParseKeyring(spec string) (*Keyring, error) {
+func Parse(spec string) (*Keyring, error) {
 	k := &Keyring{aeads: map[string]cipher.AEAD{}}
 	for i, item := range strings.Split(spec, ",") {
 		item = strings.TrimSpace(item)
@@ -72,28 +75,28 @@ func decodeKey(s string) ([]byte, error) {
 	return nil, errors.New("not base64")
 }
 
-// Seal encrypts plaintext for the event eventID with the newest key.
-func (k *Keyring) Seal(plaintext []byte, eventID string) (Sealed, error) {
+// Seal encrypts plaintext with the newest key, bound to aad.
+func (k *Keyring) Seal(plaintext []byte, aad string) (Sealed, error) {
 	aead := k.aeads[k.first]
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return Sealed{}, fmt.Errorf("seal: %w", err)
 	}
-	return Sealed{KID: k.first, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, []byte(eventID))}, nil
+	return Sealed{KID: k.first, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, []byte(aad))}, nil
 }
 
-// Open decrypts a value sealed for the event eventID.
-func (k *Keyring) Open(s Sealed, eventID string) ([]byte, error) {
+// Open decrypts a value sealed with aad.
+func (k *Keyring) Open(s Sealed, aad string) ([]byte, error) {
 	aead, ok := k.aeads[s.KID]
 	if !ok {
 		return nil, ErrUnknownKey
 	}
 	if len(s.Nonce) != aead.NonceSize() {
-		return nil, errors.New("events: bad nonce")
+		return nil, errors.New("keyring: bad nonce")
 	}
-	pt, err := aead.Open(nil, s.Nonce, s.Ciphertext, []byte(eventID))
+	pt, err := aead.Open(nil, s.Nonce, s.Ciphertext, []byte(aad))
 	if err != nil {
-		return nil, errors.New("events: cannot open sealed value")
+		return nil, errors.New("keyring: cannot open sealed value")
 	}
 	return pt, nil
 }

@@ -1,7 +1,8 @@
-package events
+package keyring
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,9 +29,9 @@ func TestParseKeyringRejectsBadSpecs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k, err := ParseKeyring(tt.spec)
+			k, err := Parse(tt.spec)
 			if err == nil {
-				t.Fatalf("ParseKeyring(%q) = %v, want an error", tt.spec, k)
+				t.Fatalf("Parse(%q) = %v, want an error", tt.spec, k)
 			}
 			// The error may name a kid, never key material.
 			if strings.Contains(err.Error(), key) || strings.Contains(err.Error(), short) {
@@ -43,7 +44,7 @@ func TestParseKeyringRejectsBadSpecs(t *testing.T) {
 func TestParseKeyringAcceptsEveryBase64Flavour(t *testing.T) {
 	raw := bytes.Repeat([]byte{0xfb}, 32) // encodes with + and / (or - and _)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		k, err := ParseKeyring("dev:" + enc.EncodeToString(raw) + " ,  ")
+		k, err := Parse("dev:" + enc.EncodeToString(raw) + " ,  ")
 		if err != nil {
 			t.Fatalf("ParseKeyring: %v", err)
 		}
@@ -140,7 +141,7 @@ func TestOpenFailsOutsideItsEvent(t *testing.T) {
 
 func TestKeyRotation(t *testing.T) {
 	oldKey := "old:" + randomKey()
-	before, err := ParseKeyring(oldKey)
+	before, err := Parse(oldKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestKeyRotation(t *testing.T) {
 
 	// Rotation: the new key is prepended; it seals, the old one still opens.
 	newKey := "new:" + randomKey()
-	after, err := ParseKeyring(newKey + "," + oldKey)
+	after, err := Parse(newKey + "," + oldKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +165,30 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("Open with a keyring lacking the key = %v, want ErrUnknownKey", err)
 	}
 	// Once the old key is dropped, what it sealed no longer opens.
-	dropped, _ := ParseKeyring(newKey)
+	dropped, _ := Parse(newKey)
 	if _, err := dropped.Open(sealedBefore, "e1"); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("Open after dropping the old key = %v, want ErrUnknownKey", err)
 	}
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func testKeyring(t testing.TB, kids ...string) (*Keyring, string) {
+	t.Helper()
+	spec := ""
+	for i, kid := range kids {
+		if i > 0 {
+			spec += ","
+		}
+		spec += kid + ":" + randomKey()
+	}
+	k, err := Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, spec
 }

@@ -1,4 +1,4 @@
-package store
+package accounts
 
 import (
 	"encoding/json"
@@ -6,14 +6,12 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
 func TestDecodeCache(t *testing.T) {
 	var d decodeCache
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	u := account.User{ID: "u1", Email: "a@example.com", Roles: []string{"user"}, Permissions: []string{"jobs:read"},
+	u := User{ID: "u1", Email: "a@example.com", Roles: []string{"user"}, Permissions: []string{"jobs:read"},
 		EmailVerifiedAt: &now, CreatedAt: now}
 	raw, err := json.Marshal(toCached(u))
 	if err != nil {
@@ -47,7 +45,7 @@ func TestDecodeCache(t *testing.T) {
 	}
 	// Bounded.
 	for i := range decodeShards * decodeShardCap * 2 {
-		d.put(fmt.Sprint("user-", i), "{}", account.User{})
+		d.put(fmt.Sprint("user-", i), "{}", User{})
 	}
 	n := 0
 	for i := range d.shards {

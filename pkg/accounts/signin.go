@@ -1,0 +1,160 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/talentforge/auth/pkg/mfachallenge"
+	"github.com/talentforge/auth/pkg/session"
+	"github.com/talentforge/auth/pkg/token"
+)
+
+// Tokens mints and checks access tokens (token.Issuer and token.Verifier).
+type Tokens interface {
+	Issue(userID, sessionID string, authTime time.Time, roles, amr []string) (string, token.AccessClaims, error)
+	Verify(raw string) (*token.AccessClaims, error)
+	TTL() time.Duration
+}
+
+// JWT joins the issuer and the verifier of one key set into Tokens.
+type JWT struct {
+	*token.Issuer
+	*token.Verifier
+}
+
+// Pair is what a sign-in or a refresh answers: a token pair, or, for an account with
+// MFA on, only the MFA token that auth's /v1/auth/login/mfa redeems with a code.
+type Pair struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    int // seconds
+	User         User
+	SessionID    string
+	MFARequired  bool
+	MFAToken     string
+}
+
+// Principal is the caller behind a valid access token with a live session. Its roles
+// and permissions are the live ones, not the token's claim.
+type Principal struct {
+	User      User
+	UserID    string
+	SessionID string
+	AMR       []string
+	// AuthTime is when the session's user authenticated (the session's, not the
+	// token's claim): the reference of REAUTH_MAX_AGE.
+	AuthTime time.Time
+}
+
+// HasRole reports whether the principal holds role.
+func (p Principal) HasRole(role string) bool { return p.User.HasRole(role) }
+
+// HasPermission reports whether the principal holds permission.
+func (p Principal) HasPermission(perm string) bool { return p.User.HasPermission(perm) }
+
+// Sessions opens sessions and mints their tokens, checks bearer tokens and rotates
+// refresh tokens, the same way in every service.
+type Sessions struct {
+	cache      *Cache
+	sessions   *session.Store
+	tokens     Tokens
+	challenges *mfachallenge.Store
+}
+
+// NewSessions returns the sessions; challenges (nil: MFA logins fail as unavailable)
+// keeps the pending second factors.
+func NewSessions(cache *Cache, sessions *session.Store, tokens Tokens, challenges *mfachallenge.Store) *Sessions {
+	return &Sessions{cache: cache, sessions: sessions, tokens: tokens, challenges: challenges}
+}
+
+// Store is the session store itself (listing and revoking).
+func (s *Sessions) Store() *session.Store { return s.sessions }
+
+// Cache is the user cache the checks read through.
+func (s *Sessions) Cache() *Cache { return s.cache }
+
+// SignIn finishes a first factor proven by amr: for an account with MFA on a pending
+// challenge (a single-use token, 256 bits from the CSPRNG, kept only as its hash; no
+// JWT, so it never passes as a bearer token), else a session and its pair.
+func (s *Sessions) SignIn(ctx context.Context, u User, amr []string, m session.Meta) (Pair, error) {
+	if !u.MFAEnabled {
+		return s.Open(ctx, u, amr, m)
+	}
+	if s.challenges == nil {
+		return Pair{}, fmt.Errorf("%w: MFA is not configured", ErrUnavailable)
+	}
+	raw, hash := mfachallenge.NewToken()
+	if err := s.challenges.Create(ctx, hash, mfachallenge.Challenge{UserID: u.ID, IP: m.IP, UserAgent: m.UserAgent,
+		AMR: amr, Stamp: u.CredentialStamp}, mfachallenge.TTL); err != nil {
+		return Pair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return Pair{MFARequired: true, MFAToken: raw, User: u}, nil
+}
+
+// Open opens a session for an authenticated user and mints its pair.
+func (s *Sessions) Open(ctx context.Context, u User, amr []string, m session.Meta) (Pair, error) {
+	sess, rt, err := s.sessions.Create(ctx, u.ID, u.Email, amr, u.CredentialStamp, m)
+	if err != nil {
+		return Pair{}, fmt.Errorf("create session: %w", err)
+	}
+	return s.mint(u, sess, rt)
+}
+
+func (s *Sessions) mint(u User, sess session.Session, rt string) (Pair, error) {
+	at, _, err := s.tokens.Issue(u.ID, sess.ID, sess.CreatedAt, u.Roles, sess.AMR)
+	if err != nil {
+		return Pair{}, fmt.Errorf("issue access token: %w", err)
+	}
+	return Pair{AccessToken: at, RefreshToken: rt, ExpiresIn: int(s.tokens.TTL().Seconds()), User: u, SessionID: sess.ID}, nil
+}
+
+// Refresh rotates a refresh token (see the session store for the grace and reuse rules)
+// and mints an access token with the user's current roles, reading the rotation and the
+// cached user in one Redis round trip. session.ErrReused and session.ErrInvalidToken are
+// the rotation's answers; ErrUnauthenticated: the session's user is gone or disabled,
+// or the session was opened with a password since replaced, and the session is ended.
+func (s *Sessions) Refresh(ctx context.Context, rt string, m session.Meta) (Pair, error) {
+	sess, next, u, err := s.cache.RefreshSession(ctx, rt, m)
+	switch {
+	case err == nil || sess.ID != "": // rotated; err, if any, is the user's
+	case errors.Is(err, session.ErrReused), errors.Is(err, session.ErrInvalidToken):
+		return Pair{}, err
+	default:
+		return Pair{}, fmt.Errorf("refresh session: %w", err)
+	}
+	if errors.Is(err, ErrNotFound) || (err == nil && (u.DisabledAt != nil || !sess.Stamped(u.CredentialStamp))) {
+		_ = s.sessions.Revoke(ctx, sess.UserID, sess.ID)
+		return Pair{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Pair{}, fmt.Errorf("load user: %w", err)
+	}
+	return s.mint(u, sess, next)
+}
+
+// Authenticate checks an access token, that its session is live and that its user is
+// not disabled: one Redis round trip (session and cached user together), PostgreSQL
+// only on a cache miss. Logout, disable and role changes are seen at once.
+func (s *Sessions) Authenticate(ctx context.Context, raw string) (Principal, error) {
+	claims, err := s.tokens.Verify(raw)
+	if err != nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	sess, u, err := s.cache.SessionUser(ctx, claims.Subject, claims.SessionID)
+	switch {
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, ErrNotFound):
+		return Principal{}, ErrUnauthenticated
+	case err != nil:
+		return Principal{}, fmt.Errorf("load session: %w", err)
+	case u.DisabledAt != nil:
+		return Principal{}, ErrUnauthenticated
+	case !sess.Stamped(u.CredentialStamp):
+		// Opened with a password that has changed since (a login that raced a reset
+		// or a change and came in after their RevokeAll): over, whatever the order.
+		return Principal{}, ErrUnauthenticated
+	}
+	return Principal{User: u, UserID: claims.Subject, SessionID: claims.SessionID, AMR: claims.AMR,
+		AuthTime: sess.CreatedAt}, nil
+}

@@ -1,0 +1,263 @@
+package events
+
+import (
+	"time"
+
+	"github.com/talentforge/auth/pkg/keyring"
+)
+
+// Subjects, one per event type, under auth.> (SubjectAll). The NATS subject and the
+// envelope's Type are the same string; Catalog says who writes and who reads each.
+const (
+	SubjectVerificationRequested     = "auth.email.verification_requested"
+	SubjectPasswordResetRequested    = "auth.email.password_reset_requested"
+	SubjectRegisterExisting          = "auth.email.register_existing"
+	SubjectRegistered                = "auth.user.registered"
+	SubjectEmailVerified             = "auth.user.email_verified"
+	SubjectPasswordChanged           = "auth.user.password_changed"
+	SubjectLoginSucceeded            = "auth.user.login_succeeded"
+	SubjectLoginFailed               = "auth.user.login_failed"
+	SubjectMFAEnabled                = "auth.user.mfa_enabled"
+	SubjectMFADisabled               = "auth.user.mfa_disabled"
+	SubjectSignedIn                  = "auth.oauth.signed_in"
+	SubjectIdentityLinked            = "auth.oauth.identity_linked"
+	SubjectIdentityUnlinked          = "auth.oauth.identity_unlinked"
+	SubjectUnverifiedAccountReplaced = "auth.oauth.unverified_account_replaced"
+	SubjectRefreshReused             = "auth.session.refresh_reused"
+	SubjectLoggedOut                 = "auth.session.logged_out"
+	SubjectLoggedOutAll              = "auth.session.logged_out_all"
+	SubjectUserRolesSet              = "auth.admin.user_roles_set"
+	SubjectUserDisabled              = "auth.admin.user_disabled"
+	SubjectUserEnabled               = "auth.admin.user_enabled"
+	SubjectRoleCreated               = "auth.admin.role_created"
+	SubjectRoleDeleted               = "auth.admin.role_deleted"
+)
+
+// The payloads, one struct per event type. Their JSON is the event's "payload" object
+// (docs/events.md); NewEnvelope turns a non-empty Token into TokenSealed, so a writer
+// sets Token and a reader finds TokenSealed. The key order does not matter: the
+// envelope stores the payload with its keys sorted.
+
+// VerificationRequested asks for an email whose link proves the address (auth's
+// sign-up and resend; oauth's sign-in with an address its provider did not vouch for,
+// which sets Provider: the link then links that identity too).
+type VerificationRequested struct {
+	UserID      string          `json:"user_id"`
+	Email       string          `json:"email"`
+	Name        string          `json:"name"`
+	Token       string          `json:"token,omitempty"`
+	TokenSealed *keyring.Sealed `json:"token_sealed,omitempty"`
+	ExpiresAt   time.Time       `json:"expires_at"`
+	Provider    string          `json:"provider,omitempty"`
+}
+
+// PasswordResetRequested asks for an email whose link resets the password.
+type PasswordResetRequested struct {
+	UserID      string          `json:"user_id"`
+	Email       string          `json:"email"`
+	Name        string          `json:"name"`
+	Token       string          `json:"token,omitempty"`
+	TokenSealed *keyring.Sealed `json:"token_sealed,omitempty"`
+	ExpiresAt   time.Time       `json:"expires_at"`
+}
+
+// RegisterExisting asks for a notice to an address's owner that someone tried to
+// register it (Provider: with that provider's sign-in).
+type RegisterExisting struct {
+	UserID   string `json:"user_id"`
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	Provider string `json:"provider,omitempty"`
+}
+
+// Registered: an account was created (Method and Provider "oauth" and the provider for
+// an oauth sign-up; absent for a password sign-up).
+type Registered struct {
+	UserID    string `json:"user_id"`
+	Method    string `json:"method,omitempty"`
+	Provider  string `json:"provider,omitempty"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+}
+
+// EmailVerified: the address was proven (a notice email).
+type EmailVerified struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+}
+
+// PasswordChanged: the password was changed (How: "change" or "reset"; a notice email).
+type PasswordChanged struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+	How    string `json:"how"`
+}
+
+// LoginSucceeded: a password (and second factor) sign-in opened a session.
+type LoginSucceeded struct {
+	UserID    string   `json:"user_id"`
+	SessionID string   `json:"session_id"`
+	AMR       []string `json:"amr"`
+	IP        string   `json:"ip"`
+	UserAgent string   `json:"user_agent"`
+}
+
+// LoginFailed: a sign-in was refused. UserID names a known account; for an unknown
+// address EmailSHA256 (hex) stands in for it.
+type LoginFailed struct {
+	UserID      string `json:"user_id,omitempty"`
+	EmailSHA256 string `json:"email_sha256,omitempty"`
+	Reason      string `json:"reason"`
+	IP          string `json:"ip"`
+	UserAgent   string `json:"user_agent"`
+}
+
+// MFAEnabled: TOTP was turned on (a notice email).
+type MFAEnabled struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+}
+
+// MFADisabled: TOTP was turned off (a notice email).
+type MFADisabled struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+}
+
+// Client is where a request came from, for the events that record it.
+type Client struct {
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+}
+
+// SignedIn: an oauth sign-in opened a session.
+type SignedIn struct {
+	UserID    string `json:"user_id"`
+	Provider  string `json:"provider"`
+	Subject   string `json:"subject"`
+	How       string `json:"how"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+}
+
+// IdentityLinked: a provider identity was linked to an account, by the oauth service
+// (Subject and the Client; SessionID when a signed-in user linked it) or by auth when
+// proving an address linked the identity its link was sent for (neither).
+type IdentityLinked struct {
+	UserID    string `json:"user_id"`
+	Provider  string `json:"provider"`
+	Subject   string `json:"subject,omitempty"`
+	How       string `json:"how"`
+	SessionID string `json:"session_id,omitempty"`
+	*Client
+}
+
+// IdentityUnlinked: a provider identity was unlinked, by its user at the oauth service
+// (SessionID and the Client) or by auth when proving the address unlinked the
+// identities linked while it was unproven (How "address_proven").
+type IdentityUnlinked struct {
+	UserID    string `json:"user_id"`
+	Provider  string `json:"provider"`
+	How       string `json:"how,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	*Client
+}
+
+// UnverifiedAccountReplaced: a provider-verified sign-in replaced the account that
+// held the address without proving it.
+type UnverifiedAccountReplaced struct {
+	UserID         string `json:"user_id"`
+	ReplacedUserID string `json:"replaced_user_id"`
+	Provider       string `json:"provider"`
+	IP             string `json:"ip"`
+	UserAgent      string `json:"user_agent"`
+}
+
+// RefreshReused: a rotated refresh token was presented again (the session ends).
+type RefreshReused struct {
+	UserID    string `json:"user_id"`
+	SessionID string `json:"session_id"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+}
+
+// LoggedOut: sessions ended at the user's request.
+type LoggedOut struct {
+	UserID     string   `json:"user_id"`
+	SessionIDs []string `json:"session_ids"`
+}
+
+// LoggedOutAll: every session of the user ended.
+type LoggedOutAll struct {
+	UserID        string `json:"user_id"`
+	SessionsEnded int    `json:"sessions_ended"`
+}
+
+// Actor is the admin who caused an admin event.
+type Actor struct {
+	ActorID        string `json:"actor_id"`
+	ActorSessionID string `json:"actor_session_id"`
+}
+
+// UserRolesSet: an admin set a user's roles.
+type UserRolesSet struct {
+	UserID string   `json:"user_id"`
+	Roles  []string `json:"roles"`
+	Actor
+}
+
+// UserDisabled: an admin disabled a user.
+type UserDisabled struct {
+	UserID string `json:"user_id"`
+	Actor
+}
+
+// UserEnabled: an admin enabled a user again.
+type UserEnabled struct {
+	UserID string `json:"user_id"`
+	Actor
+}
+
+// RoleCreated: an admin created (or replaced) a role.
+type RoleCreated struct {
+	Role        string   `json:"role"`
+	Permissions []string `json:"permissions"`
+	Actor
+}
+
+// RoleDeleted: an admin deleted a role.
+type RoleDeleted struct {
+	Role string `json:"role"`
+	Actor
+}
+
+// UserPayload is a payload whose user its writer fills in last: the oauth store sets
+// the user of the transaction. WithUserID returns the payload with UserID set.
+type UserPayload interface {
+	WithUserID(id string) any
+}
+
+// WithUserID implements UserPayload.
+func (p VerificationRequested) WithUserID(id string) any { p.UserID = id; return p }
+
+// WithUserID implements UserPayload.
+func (p RegisterExisting) WithUserID(id string) any { p.UserID = id; return p }
+
+// WithUserID implements UserPayload.
+func (p Registered) WithUserID(id string) any { p.UserID = id; return p }
+
+// WithUserID implements UserPayload.
+func (p SignedIn) WithUserID(id string) any { p.UserID = id; return p }
+
+// WithUserID implements UserPayload.
+func (p IdentityLinked) WithUserID(id string) any { p.UserID = id; return p }
+
+// WithUserID implements UserPayload.
+func (p IdentityUnlinked) WithUserID(id string) any { p.UserID = id; return p }
+
+// WithUserID implements UserPayload.
+func (p UnverifiedAccountReplaced) WithUserID(id string) any { p.UserID = id; return p }
