@@ -72,9 +72,6 @@ func NewSessions(cache *Cache, sessions *session.Store, tokens Tokens, challenge
 // Store is the session store itself (listing and revoking).
 func (s *Sessions) Store() *session.Store { return s.sessions }
 
-// Cache is the user cache the checks read through.
-func (s *Sessions) Cache() *Cache { return s.cache }
-
 // SignIn finishes a first factor proven by amr: for an account with MFA on a pending
 // challenge (a single-use token, 256 bits from the CSPRNG, kept only as its hash; no
 // JWT, so it never passes as a bearer token), else a session and its pair.

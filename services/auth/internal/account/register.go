@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -140,15 +139,7 @@ func (s *Service) VerifyEmail(ctx context.Context, raw string, c Client) (User, 
 
 // grantConfiguredAdmin gives ADMIN_EMAILS accounts the admin role once verified.
 func (s *Service) grantConfiguredAdmin(ctx context.Context, u User) (User, error) {
-	if !s.cfg.AdminEmails.Owed(u) {
-		return u, nil
-	}
-	if err := s.users.GrantRole(ctx, u.ID, "admin"); err != nil {
-		return User{}, fmt.Errorf("grant admin: %w", err)
-	}
-	u.Roles = append(slices.Clone(u.Roles), "admin")
-	slices.Sort(u.Roles)
-	return u, nil
+	return s.users.GrantOwedAdmin(ctx, u, s.cfg.AdminEmails)
 }
 
 // ResendVerification accepts a request for a new verification link and answers nothing

@@ -42,7 +42,8 @@ type Users interface {
 	// UpgradePasswordHash replaces oldHash by newHash only if it is still current.
 	UpgradePasswordHash(ctx context.Context, userID, oldHash, newHash string) error
 	UpdateName(ctx context.Context, userID, name string) (User, error)
-	GrantRole(ctx context.Context, userID, role string) error
+	// GrantOwedAdmin gives a configured admin (accounts.Admins.Owed) the admin role.
+	GrantOwedAdmin(ctx context.Context, u User, admins accounts.Admins) (User, error)
 }
 
 // Sessions is the Redis session store shared with the oauth service.
