@@ -92,7 +92,8 @@ images: ## build the service images talentforge/<service>:$(VERSION) (needs a Do
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (seed corpora run in `make test` too)
 	@set -eo pipefail; for t in FuzzNormalize:./pkg/emailaddr FuzzBindJSON:./pkg/httpx \
-		FuzzParseRefreshToken:./pkg/session FuzzVerify:./pkg/token; do \
+		FuzzParseRefreshToken:./pkg/session FuzzVerify:./pkg/token \
+		FuzzResponses:./services/auth/internal/passkey; do \
 		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
 		out=$$($(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s "$${t#*:}" 2>&1) \
 			|| { echo "$$out"; exit 1; }; echo "$$out" | tail -n 1; \

@@ -34,6 +34,9 @@ type Pair struct {
 	SessionID    string
 	MFARequired  bool
 	MFAToken     string
+	// MFAFactors are the second factors the account may answer with ("totp",
+	// "recovery_code", "webauthn"), when the service knows them.
+	MFAFactors []string
 }
 
 // Principal is the caller behind a valid access token with a live session. Its roles

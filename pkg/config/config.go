@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,13 @@ type Config struct {
 	// without the current password (REAUTH_MAX_AGE).
 	ReauthMaxAge      time.Duration
 	RefreshReuseGrace time.Duration
+
+	// The passkeys' relying party (WEBAUTHN_RP_ID, _NAME, _ORIGINS): the id defaults
+	// to PUBLIC_URL's host, the origins to those of PUBLIC_URL and APP_URL. An empty id
+	// (PUBLIC_URL on an IP address) turns passkeys off.
+	WebAuthnRPID      string
+	WebAuthnRPName    string
+	WebAuthnRPOrigins []string
 
 	EmailVerificationRequired bool
 	AdminEmails               []string
@@ -196,7 +204,7 @@ func settings(c *Config, httpAddr string) []setting {
 		{name: "NATS_URL", def: "nats://127.0.0.1:4222", readers: svcAll, value: text(&c.NATSURL)},
 		{name: "NATS_NAMESPACE", readers: svcAll, value: namespace(&c.NATSNamespace)},
 		{name: "PUBLIC_URL", def: "http://localhost:8081", readers: svcAuthOAuth, value: baseURL(&c.PublicURL)},
-		{name: "APP_URL", def: "http://localhost:3000", readers: svcTokenWorker, value: baseURL(&c.AppURL)},
+		{name: "APP_URL", def: "http://localhost:3000", readers: svcAuth | svcTokenWorker, value: baseURL(&c.AppURL)},
 
 		{name: "JWT_AUDIENCE", def: "talentforge", readers: svcAuthOAuth, value: text(&c.JWTAudience)},
 		{name: "JWT_KEYS_DIR", def: "./var/keys", readers: svcAuthOAuth, value: text(&c.JWTKeysDir)},
@@ -237,6 +245,11 @@ func settings(c *Config, httpAddr string) []setting {
 		// Every per-IP budget and the per-IP throttle key an IPv6 client by this prefix.
 		{name: "RATE_LIMIT_IPV6_PREFIX", def: strconv.Itoa(ratelimit.DefaultIPv6Prefix), readers: svcAuthOAuth,
 			value: integer(&lt.IPv6Prefix, 32, 128)},
+		{name: "WEBAUTHN_RP_ID", readers: svcAuth, value: text(&c.WebAuthnRPID), readme: "host of `PUBLIC_URL`"},
+		{name: "WEBAUTHN_RP_NAME", def: "TalentForge", readers: svcAuth, value: text(&c.WebAuthnRPName)},
+		{name: "WEBAUTHN_RP_ORIGINS", readers: svcAuth, value: list(&c.WebAuthnRPOrigins),
+			readme: "origins of `PUBLIC_URL` and `APP_URL`"},
+
 		{name: "CORS_ALLOWED_ORIGINS", def: "http://localhost:3000", readers: svcAuthOAuth, value: list(&c.CORSAllowedOrigins)},
 
 		{name: "SMTP_HOST", def: "127.0.0.1", readers: svcTokenWorker, value: text(&c.SMTPHost)},
@@ -556,6 +569,7 @@ func parse(v *viper.Viper, c *Config, table []setting) (*Config, error) {
 	if c.OAuthCallbackBaseURL == "" {
 		c.OAuthCallbackBaseURL = c.PublicURL
 	}
+	p.webAuthn(c)
 	c.OAuthProviders = p.oauthProviders()
 	for i, e := range c.AdminEmails {
 		c.AdminEmails[i] = strings.ToLower(e)
@@ -731,4 +745,54 @@ func parseKeyring(name, value string) (*keyring.Keyring, error) {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	return k, nil
+}
+
+// webAuthn completes the relying party: its id defaults to PUBLIC_URL's host and its
+// origins to PUBLIC_URL's and APP_URL's; each origin is a bare http(s) origin whose host
+// is the id or under it, as browsers require, so a mistake fails at start rather than
+// at every ceremony.
+//
+// WebAuthn has no relying party on an IP address: when PUBLIC_URL's host is one and no id
+// is set, the id stays empty and passkeys are off; an id that is one fails.
+func (p *parser) webAuthn(c *Config) {
+	if c.WebAuthnRPID == "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || net.ParseIP(u.Hostname()) != nil {
+			c.WebAuthnRPOrigins = nil
+			return
+		}
+		c.WebAuthnRPID = u.Hostname()
+	}
+	c.WebAuthnRPID = strings.ToLower(c.WebAuthnRPID)
+	if strings.ContainsAny(c.WebAuthnRPID, ":/ []") || net.ParseIP(c.WebAuthnRPID) != nil {
+		p.fail("webauthn_rp_id", "%q is not a domain name (WebAuthn has no relying party on an IP address)", c.WebAuthnRPID)
+		return
+	}
+	under := func(host string) bool {
+		host = strings.ToLower(host)
+		return host == c.WebAuthnRPID || strings.HasSuffix(host, "."+c.WebAuthnRPID)
+	}
+	if len(c.WebAuthnRPOrigins) == 0 {
+		// By default only the origins that can be the id's: an app on another domain
+		// needs its own relying party (WEBAUTHN_RP_ID) to use passkeys.
+		for _, base := range []string{c.PublicURL, c.AppURL} {
+			u, err := url.Parse(base)
+			if err == nil && under(u.Hostname()) && !slices.Contains(c.WebAuthnRPOrigins, u.Scheme+"://"+u.Host) {
+				c.WebAuthnRPOrigins = append(c.WebAuthnRPOrigins, u.Scheme+"://"+u.Host)
+			}
+		}
+	}
+	for i, o := range c.WebAuthnRPOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimRight(u.Path, "/") != "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			p.fail("webauthn_rp_origins", "%q is not an origin (scheme://host[:port])", o)
+			return
+		}
+		if !under(u.Hostname()) {
+			p.fail("webauthn_rp_origins", "the host of %q is neither WEBAUTHN_RP_ID (%s) nor under it", o, c.WebAuthnRPID)
+			return
+		}
+		c.WebAuthnRPOrigins[i] = strings.ToLower(u.Scheme + "://" + u.Host)
+	}
 }

@@ -72,6 +72,8 @@ func buildCatalog() []Spec {
 		spec[LoginFailed](SubjectLoginFailed, byAuth),
 		spec[MFAEnabled](SubjectMFAEnabled, byAuth, ReaderEmail),
 		spec[MFADisabled](SubjectMFADisabled, byAuth, ReaderEmail),
+		spec[PasskeyAdded](SubjectPasskeyAdded, byAuth, ReaderEmail),
+		spec[PasskeyRemoved](SubjectPasskeyRemoved, byAuth, ReaderEmail),
 
 		spec[SignedIn](SubjectSignedIn, byOAuth),
 		// auth writes the identity events too, when proving an address links or
@@ -181,3 +183,9 @@ func (p MFAEnabled) Mail() Mail { return Mail{UserID: p.UserID, Email: p.Email, 
 
 // Mail implements Mailed.
 func (p MFADisabled) Mail() Mail { return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name} }
+
+// Mail implements Mailed.
+func (p PasskeyAdded) Mail() Mail { return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name} }
+
+// Mail implements Mailed.
+func (p PasskeyRemoved) Mail() Mail { return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name} }

@@ -19,6 +19,8 @@ const (
 	SubjectLoginFailed               = "auth.user.login_failed"
 	SubjectMFAEnabled                = "auth.user.mfa_enabled"
 	SubjectMFADisabled               = "auth.user.mfa_disabled"
+	SubjectPasskeyAdded              = "auth.passkey.added"
+	SubjectPasskeyRemoved            = "auth.passkey.removed"
 	SubjectSignedIn                  = "auth.oauth.signed_in"
 	SubjectIdentityLinked            = "auth.oauth.identity_linked"
 	SubjectIdentityUnlinked          = "auth.oauth.identity_unlinked"
@@ -126,6 +128,24 @@ type MFADisabled struct {
 	UserID string `json:"user_id"`
 	Email  string `json:"email"`
 	Name   string `json:"name"`
+}
+
+// PasskeyAdded: a passkey was registered (a notice email).
+type PasskeyAdded struct {
+	UserID      string `json:"user_id"`
+	Email       string `json:"email"`
+	Name        string `json:"name"`
+	PasskeyID   string `json:"passkey_id"`
+	PasskeyName string `json:"passkey_name"`
+}
+
+// PasskeyRemoved: a passkey was deleted by its owner (a notice email).
+type PasskeyRemoved struct {
+	UserID      string `json:"user_id"`
+	Email       string `json:"email"`
+	Name        string `json:"name"`
+	PasskeyID   string `json:"passkey_id"`
+	PasskeyName string `json:"passkey_name"`
 }
 
 // Client is where a request came from, for the events that record it.

@@ -109,49 +109,51 @@ func (s *Service) startMFA(ctx context.Context, u User, c Client) (TokenPair, er
 	if err := s.mfaReady(); err != nil {
 		return TokenPair{}, err
 	}
-	return s.core.SignIn(ctx, u, []string{"pwd"}, c)
+	pair, err := s.core.SignIn(ctx, u, []string{"pwd"}, c)
+	if err == nil && pair.MFARequired {
+		pair.MFAFactors = s.mfaFactors(ctx, u)
+	}
+	return pair, err
 }
 
 // LoginMFA finishes a login with a TOTP or a recovery code. Wrong codes count toward
 // the login throttle and burn the token after MFAMaxFailures.
 func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client) (TokenPair, error) {
+	return s.secondFactor(ctx, mfaToken, c, "otp", ErrInvalidMFACode, func(u User, _ []byte) (string, error) {
+		ok, err := s.checkCode(ctx, u.ID, code, true)
+		if err != nil || ok {
+			return "", err
+		}
+		return "invalid_mfa_code", nil
+	})
+}
+
+// secondFactor finishes the pending login of mfaToken when check (given the account and
+// the token's hash) finds its second factor right, and opens the session with factor
+// added to the first factor's amr. A wrong factor (check's reason of refusal) counts in
+// the account's login throttle, burns the token after MFAMaxFailures and answers wrong.
+func (s *Service) secondFactor(ctx context.Context, mfaToken string, c Client, factor string, wrong error,
+	check func(u User, hash []byte) (string, error)) (TokenPair, error) {
 	if err := s.allow(ctx, LimitMFA, c.IP, "too_many_attempts"); err != nil {
 		return TokenPair{}, err
 	}
-	if err := s.mfaReady(); err != nil {
+	hash, ch, u, err := s.pendingLogin(ctx, mfaToken)
+	if err != nil {
 		return TokenPair{}, err
-	}
-	hash, ok := accounts.HashToken(mfaToken)
-	if !ok {
-		return TokenPair{}, ErrInvalidMFACode
-	}
-	ch, err := s.challenges.Get(ctx, hash)
-	if errors.Is(err, ErrNotFound) {
-		return TokenPair{}, ErrInvalidMFACode
-	}
-	if err != nil {
-		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	u, err := s.users.UserByID(ctx, ch.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return TokenPair{}, ErrInvalidMFACode
-	}
-	if err != nil {
-		return TokenPair{}, fmt.Errorf("load user: %w", err)
 	}
 	if err := s.loginAttempt(ctx, u.Email, c.IP); err != nil {
 		return TokenPair{}, err
 	}
-	ok, err = s.checkCode(ctx, u.ID, code, true)
+	reason, err := check(u, hash)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if !ok {
+	if reason != "" {
 		if err := s.challenges.Fail(ctx, hash, MFAMaxFailures); err != nil {
 			return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		s.loginFailed(ctx, &u, u.Email, "invalid_mfa_code", c)
-		return TokenPair{}, ErrInvalidMFACode
+		s.loginFailed(ctx, &u, u.Email, reason, c)
+		return TokenPair{}, wrong
 	}
 	// Single use: of parallel requests with one token only the one that deletes it wins.
 	if taken, err := s.challenges.Take(ctx, hash); err != nil {
@@ -166,7 +168,7 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 	if err := s.limits.LoginSucceeded(ctx, u.Email, c.IP); err != nil {
 		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	amr := append(ch.FirstFactor(), "otp")
+	amr := append(ch.FirstFactor(), factor)
 	pair, err := s.core.Open(ctx, u, amr, c)
 	if err != nil {
 		return TokenPair{}, err
@@ -174,6 +176,33 @@ func (s *Service) LoginMFA(ctx context.Context, mfaToken, code string, c Client)
 	s.audit(ctx, events.SubjectLoginSucceeded, events.LoginSucceeded{UserID: u.ID, SessionID: pair.SessionID,
 		AMR: amr, IP: c.IP, UserAgent: c.UserAgent})
 	return pair, nil
+}
+
+// pendingLogin returns the challenge of a live mfa_token, its hash and its account;
+// ErrInvalidMFACode when there is none.
+func (s *Service) pendingLogin(ctx context.Context, mfaToken string) ([]byte, MFAChallenge, User, error) {
+	if err := s.mfaReady(); err != nil {
+		return nil, MFAChallenge{}, User{}, err
+	}
+	hash, ok := accounts.HashToken(mfaToken)
+	if !ok {
+		return nil, MFAChallenge{}, User{}, ErrInvalidMFACode
+	}
+	ch, err := s.challenges.Get(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return nil, MFAChallenge{}, User{}, ErrInvalidMFACode
+	}
+	if err != nil {
+		return nil, MFAChallenge{}, User{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	u, err := s.users.UserByID(ctx, ch.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, MFAChallenge{}, User{}, ErrInvalidMFACode
+	}
+	if err != nil {
+		return nil, MFAChallenge{}, User{}, fmt.Errorf("load user: %w", err)
+	}
+	return hash, ch, u, nil
 }
 
 // EnrolTOTP creates (or replaces) the caller's pending TOTP secret. Like every

@@ -16,6 +16,7 @@ import (
 	"github.com/talentforge/auth/pkg/password"
 	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/session"
+	"github.com/talentforge/auth/services/auth/internal/passkey"
 )
 
 // Users is what the use cases need from the account store.
@@ -123,6 +124,10 @@ type Service struct {
 	// this replica's processor (WithEmailRequests).
 	requests EmailRequests
 	wake     func(id string)
+	// passkeys, rp and flows are the passkeys (WithPasskeys).
+	passkeys PasskeyStore
+	rp       *passkey.RP
+	flows    PasskeyFlows
 }
 
 // Option configures a Service.
@@ -175,7 +180,7 @@ func (s *Service) loginFailed(ctx context.Context, u *User, email, reason string
 	p := events.LoginFailed{Reason: reason, IP: c.IP, UserAgent: c.UserAgent}
 	if u != nil {
 		p.UserID = u.ID
-	} else {
+	} else if email != "" {
 		sum := sha256.Sum256([]byte(email))
 		p.EmailSHA256 = hex.EncodeToString(sum[:])
 	}

@@ -14,11 +14,12 @@ import (
 // stays free of Prometheus). Every series is created up front, so a rate() over one
 // that never moved is 0 rather than absent, and counting allocates nothing.
 //
-//   - auth_logins_total{result}: sign-in attempts at /v{1,2}/auth/login and the second
-//     step at /v{1,2}/auth/login/mfa. result is success (tokens issued, with or without
-//     MFA), mfa_required (password right, a TOTP code is asked: the same login is
-//     counted again, as success or invalid_mfa_code, at its second step),
-//     invalid_credentials, invalid_mfa_code, email_not_verified, account_disabled,
+//   - auth_logins_total{result}: sign-in attempts at /v{1,2}/auth/login, the second
+//     step at /v{1,2}/auth/login/mfa and passkey sign-ins at /v{1,2}/auth/passkey/finish.
+//     result is success (tokens issued, with or without MFA), mfa_required (password
+//     right, a second factor is asked: the same login is counted again, as success,
+//     invalid_mfa_code or invalid_passkey, at its second step), invalid_credentials,
+//     invalid_mfa_code, invalid_passkey, email_not_verified, account_disabled,
 //     throttled (429: the login throttle or a per-IP budget), overloaded (503: the
 //     password hasher's queue is full), unavailable (503: Redis or PostgreSQL down),
 //     invalid_request (a body that is not JSON or lacks a field) or error (anything
@@ -46,6 +47,7 @@ const (
 	resultMFARequired        = "mfa_required"
 	resultInvalidCredentials = "invalid_credentials"
 	resultInvalidMFACode     = "invalid_mfa_code"
+	resultInvalidPasskey     = "invalid_passkey"
 	resultEmailNotVerified   = "email_not_verified"
 	resultAccountDisabled    = "account_disabled"
 	resultInvalidRefresh     = "invalid_refresh_token"
@@ -63,7 +65,7 @@ const (
 
 var (
 	loginResults = []string{resultSuccess, resultMFARequired, resultInvalidCredentials, resultInvalidMFACode,
-		resultEmailNotVerified, resultAccountDisabled, resultThrottled, resultOverloaded, resultUnavailable,
+		resultInvalidPasskey, resultEmailNotVerified, resultAccountDisabled, resultThrottled, resultOverloaded, resultUnavailable,
 		resultInvalidRequest, resultError}
 	refreshResults = []string{resultSuccess, resultInvalidRefresh, resultRefreshReused, resultThrottled,
 		resultUnavailable, resultInvalidRequest, resultError}
@@ -114,6 +116,8 @@ func (m *Metrics) login(err error, mfaRequired bool) {
 		m.logins[resultInvalidCredentials].Inc()
 	case errors.Is(err, account.ErrInvalidMFACode):
 		m.logins[resultInvalidMFACode].Inc()
+	case errors.Is(err, account.ErrInvalidPasskey):
+		m.logins[resultInvalidPasskey].Inc()
 	case errors.Is(err, account.ErrEmailNotVerified):
 		m.logins[resultEmailNotVerified].Inc()
 	case errors.Is(err, account.ErrAccountDisabled):
@@ -148,7 +152,7 @@ func commonResult(err error) string {
 		return resultOverloaded
 	case errors.Is(err, account.ErrUnavailable):
 		return resultUnavailable
-	case errors.Is(err, account.ErrInvalidRequest), isBindError(err):
+	case errors.Is(err, account.ErrInvalidRequest), errors.Is(err, account.ErrInvalidFlow), isBindError(err):
 		return resultInvalidRequest
 	}
 	return resultError

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -12,13 +13,22 @@ import (
 
 // mfaRequiredView answers a right password for an account with MFA on: no tokens.
 type mfaRequiredView struct {
-	MFARequired bool   `json:"mfa_required"`
-	MFAToken    string `json:"mfa_token"`
+	MFARequired bool     `json:"mfa_required"`
+	MFAToken    string   `json:"mfa_token"`
+	Factors     []string `json:"factors,omitempty"`
 }
 
+func viewMFARequired(p account.TokenPair) mfaRequiredView {
+	return mfaRequiredView{MFARequired: true, MFAToken: p.MFAToken, Factors: p.MFAFactors}
+}
+
+// loginMFARequest answers a pending login with a code, or with a passkey: the flow of
+// /auth/login/mfa/passkey/begin and the browser's credential.
 type loginMFARequest struct {
-	MFAToken string `json:"mfa_token"`
-	Code     string `json:"code"`
+	MFAToken   string          `json:"mfa_token"`
+	Code       string          `json:"code"`
+	FlowID     string          `json:"flow_id"`
+	Credential json.RawMessage `json:"credential"`
 }
 
 func (h *Handler) loginMFA(c echo.Context) error {
@@ -37,11 +47,18 @@ func (h *Handler) loginMFAPair(c echo.Context) (account.TokenPair, error) {
 		h.metrics.login(err, false)
 		return account.TokenPair{}, err
 	}
-	if req.MFAToken == "" || req.Code == "" {
+	passkey := finishRequest{FlowID: req.FlowID, Credential: req.Credential}
+	if req.MFAToken == "" || (req.Code == "") == !passkey.valid() {
 		h.metrics.login(account.ErrInvalidRequest, false)
 		return account.TokenPair{}, account.ErrInvalidRequest
 	}
-	pair, err := h.svc.LoginMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
+	var pair account.TokenPair
+	var err error
+	if req.Code != "" {
+		pair, err = h.svc.LoginMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
+	} else {
+		pair, err = h.svc.LoginMFAPasskey(c.Request().Context(), req.MFAToken, req.FlowID, req.Credential, client(c))
+	}
 	h.metrics.login(err, false)
 	return pair, err
 }

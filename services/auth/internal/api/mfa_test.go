@@ -153,7 +153,10 @@ func mfaLogin(t *testing.T, e *apitest.Env, email, pw string) string {
 	r.JSON(t, &a)
 	var raw map[string]any
 	r.JSON(t, &raw)
-	if !a.MFARequired || a.MFAToken == "" || a.AccessToken != "" || raw["refresh_token"] != nil || len(raw) != 2 {
+	// mfa_required, mfa_token and the account's factors, nothing more.
+	factors, _ := raw["factors"].([]any)
+	if !a.MFARequired || a.MFAToken == "" || a.AccessToken != "" || raw["refresh_token"] != nil || len(raw) != 3 ||
+		len(factors) < 2 || factors[0] != "totp" || factors[1] != "recovery_code" {
 		t.Fatalf("login with MFA on answered %s", r.Body)
 	}
 	return a.MFAToken

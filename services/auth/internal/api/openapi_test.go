@@ -23,6 +23,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 
+	"github.com/talentforge/auth/pkg/softauthn"
 	"github.com/talentforge/auth/services/auth/apidoc"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 )
@@ -388,6 +389,7 @@ func TestOpenAPIValidatesTraffic(t *testing.T) {
 		c := oaClient{t: t, e: e, ver: ver}
 		oaAccountFlows(c)
 		oaMFAFlows(c)
+		oaPasskeyFlows(c)
 		oaAdminFlows(c, adminEmail)
 	}
 
@@ -559,6 +561,198 @@ func oaMFAFlows(c oaClient) {
 	// Turn it off: a wrong code, then a right one.
 	oaExpect(t, c.do(http.MethodDelete, "/users/me/mfa/totp", map[string]string{"code": clock.wrong(t)}, p.Access), http.StatusBadRequest, "invalid_mfa_code")
 	oaExpect(t, c.do(http.MethodDelete, "/users/me/mfa/totp", map[string]string{"code": clock.next(t)}, p.Access), http.StatusNoContent, "")
+}
+
+// oaPasskeyFlows drives every passkey route: registration and its refusals, the list,
+// renaming, sign-in with a passkey alone, the passkey second factor of an account with
+// TOTP on (both forms of login/mfa), and removal. The authenticator answers for
+// pkOrigin, the tests' PUBLIC_URL.
+func oaPasskeyFlows(c oaClient) {
+	t := c.t
+	t.Helper()
+	email := apitest.Email("oa-passkey")
+	c.register(email)
+	p := c.login(email)
+	a := softauthn.New()
+	opts := softauthn.Options{Origin: pkOrigin}
+
+	ceremony := func(r *apitest.Response) pkCeremony {
+		t.Helper()
+		oaExpect(t, r, http.StatusOK, "")
+		var cer pkCeremony
+		r.JSON(t, &cer)
+		if cer.FlowID == "" || len(cer.PublicKey) == 0 {
+			t.Fatalf("ceremony %s", r.Body)
+		}
+		return cer
+	}
+	finishLogin := func(body any) *apitest.Response {
+		t.Helper()
+		return c.e.Request(http.MethodPost, c.ver+"/auth/passkey/finish", body, c.tokenHeader("", ""))
+	}
+	loginMFA := func(body any) *apitest.Response {
+		t.Helper()
+		return c.e.Request(http.MethodPost, c.ver+"/auth/login/mfa", body, c.tokenHeader("", ""))
+	}
+	challenge := func() (string, []string) {
+		t.Helper()
+		r := c.loginRaw(email, apitest.Password)
+		oaExpect(t, r, http.StatusOK, "")
+		var ch struct {
+			MFAToken string   `json:"mfa_token"`
+			Factors  []string `json:"factors"`
+		}
+		r.JSON(t, &ch)
+		if ch.MFAToken == "" {
+			t.Fatalf("no MFA challenge: %s", r.Body)
+		}
+		return ch.MFAToken, ch.Factors
+	}
+
+	// TOTP on first: without a passkey the passkey second factor is refused.
+	r := c.do(http.MethodPost, "/users/me/mfa/totp", map[string]string{}, p.Access)
+	oaExpect(t, r, http.StatusOK, "")
+	var en struct {
+		Secret string `json:"secret"`
+	}
+	r.JSON(t, &en)
+	clock := &oaTOTP{secret: en.Secret}
+	oaExpect(t, c.do(http.MethodPost, "/users/me/mfa/totp/confirm", map[string]string{"code": clock.next(t)}, p.Access), http.StatusOK, "")
+	tok, factors := challenge()
+	if !slices.Equal(factors, []string{"totp", "recovery_code"}) {
+		t.Fatalf("factors without a passkey: %v", factors)
+	}
+	oaExpect(t, c.do(http.MethodPost, "/auth/login/mfa/passkey/begin", map[string]string{"mfa_token": tok}, ""), http.StatusBadRequest, "no_passkeys")
+
+	// Registration: no token, a refused answer (which uses the flow up), names, a
+	// missing credential, success, the used flow.
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/passkeys/begin", map[string]any{}, nil), http.StatusUnauthorized, "unauthorized")
+	cer := ceremony(c.do(http.MethodPost, "/users/me/passkeys/begin", map[string]any{}, p.Access))
+	evil, _, err := softauthn.New().Create(cer.PublicKey, softauthn.Options{Origin: "https://evil.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oaExpect(t, c.do(http.MethodPost, "/users/me/passkeys/finish", map[string]any{"flow_id": cer.FlowID, "credential": evil}, p.Access), http.StatusBadRequest, "invalid_passkey")
+	cer = ceremony(c.do(http.MethodPost, "/users/me/passkeys/begin", nil, p.Access))
+	cred, _, err := a.Create(cer.PublicKey, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oaExpect(t, c.do(http.MethodPost, "/users/me/passkeys/finish", map[string]any{"flow_id": cer.FlowID, "name": "bad\x01name", "credential": cred}, p.Access), http.StatusBadRequest, "invalid_name")
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/passkeys/finish", map[string]any{"flow_id": cer.FlowID, "name": strings.Repeat("n", 65), "credential": cred}, oaHeader(p.Access)), http.StatusBadRequest, "invalid_name")
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/passkeys/finish", map[string]any{"flow_id": cer.FlowID}, oaHeader(p.Access)), http.StatusBadRequest, "invalid_request")
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/passkeys/finish", map[string]any{"flow_id": cer.FlowID, "credential": nil}, oaHeader(p.Access)), http.StatusBadRequest, "invalid_request")
+	r = c.do(http.MethodPost, "/users/me/passkeys/finish", map[string]any{"flow_id": cer.FlowID, "name": "Laptop", "credential": cred}, p.Access)
+	oaExpect(t, r, http.StatusCreated, "")
+	var added pkView
+	r.JSON(t, &added)
+	if added.Name != "Laptop" || added.LastUsedAt != nil {
+		t.Fatalf("finish answered %s", r.Body)
+	}
+	oaExpect(t, c.do(http.MethodPost, "/users/me/passkeys/finish", map[string]any{"flow_id": cer.FlowID, "credential": cred}, p.Access), http.StatusBadRequest, "invalid_flow")
+
+	// The list, renaming.
+	oaExpect(t, c.invalid(http.MethodGet, "/users/me/passkeys", nil, nil), http.StatusUnauthorized, "unauthorized")
+	r = c.do(http.MethodGet, "/users/me/passkeys", nil, p.Access)
+	oaExpect(t, r, http.StatusOK, "")
+	var list struct {
+		Passkeys []pkView `json:"passkeys"`
+	}
+	r.JSON(t, &list)
+	if len(list.Passkeys) != 1 || list.Passkeys[0].ID != added.ID {
+		t.Fatalf("list %s", r.Body)
+	}
+	oaExpect(t, c.do(http.MethodPatch, "/users/me/passkeys/"+added.ID, map[string]string{"name": "Work laptop"}, p.Access), http.StatusOK, "")
+	oaExpect(t, c.do(http.MethodPatch, "/users/me/passkeys/"+added.ID, map[string]string{"name": "bad\x01name"}, p.Access), http.StatusBadRequest, "invalid_name")
+	oaExpect(t, c.invalid(http.MethodPatch, "/users/me/passkeys/"+added.ID, map[string]string{"name": ""}, oaHeader(p.Access)), http.StatusBadRequest, "invalid_name")
+	oaExpect(t, c.invalid(http.MethodPatch, "/users/me/passkeys/"+added.ID, map[string]string{}, oaHeader(p.Access)), http.StatusBadRequest, "invalid_name")
+	oaExpect(t, c.do(http.MethodPatch, "/users/me/passkeys/00000000-0000-4000-8000-000000000000", map[string]string{"name": "Other"}, p.Access), http.StatusNotFound, "not_found")
+	oaExpect(t, c.do(http.MethodPatch, "/users/me/passkeys/not-a-uuid", map[string]string{"name": "Other"}, p.Access), http.StatusNotFound, "not_found")
+
+	// Sign-in with the passkey alone: no TOTP asked for, the flow finishes once, a
+	// refused answer, missing fields, and on v2 the CSRF guard.
+	cer = ceremony(c.do(http.MethodPost, "/auth/passkey/begin", map[string]any{}, ""))
+	cred, err = a.Get(cer.PublicKey, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"flow_id": cer.FlowID, "credential": cred}
+	if c.v2() {
+		oaExpect(t, c.do(http.MethodPost, "/auth/passkey/finish", body, ""), http.StatusForbidden, "csrf_failed")
+	}
+	alone := c.pair(finishLogin(body))
+	if amr := mfaAMR(t, alone.Access); !slices.Equal(amr, []string{"webauthn"}) {
+		t.Fatalf("passkey sign-in amr %v", amr)
+	}
+	oaExpect(t, finishLogin(body), http.StatusBadRequest, "invalid_flow")
+	r = c.do(http.MethodGet, "/users/me/passkeys", nil, alone.Access)
+	oaExpect(t, r, http.StatusOK, "")
+	r.JSON(t, &list)
+	if len(list.Passkeys) != 1 || list.Passkeys[0].LastUsedAt == nil {
+		t.Fatalf("list after sign-in %s", r.Body)
+	}
+	cer = ceremony(c.do(http.MethodPost, "/auth/passkey/begin", nil, ""))
+	noUV, err := a.Get(cer.PublicKey, softauthn.Options{Origin: pkOrigin, NoUV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oaExpect(t, finishLogin(map[string]any{"flow_id": cer.FlowID, "credential": noUV}), http.StatusUnauthorized, "invalid_passkey")
+	oaExpect(t, finishLogin(map[string]any{"flow_id": "unknown-flow", "credential": noUV}), http.StatusBadRequest, "invalid_flow")
+	oaExpect(t, c.invalid(http.MethodPost, "/auth/passkey/finish", map[string]any{"flow_id": cer.FlowID}, c.tokenHeader("", "")), http.StatusBadRequest, "invalid_request")
+	oaExpect(t, c.invalid(http.MethodPost, "/auth/passkey/finish", map[string]any{"credential": noUV}, c.tokenHeader("", "")), http.StatusBadRequest, "invalid_request")
+
+	// The passkey second factor: the factors, a bad mfa_token, a flow of another
+	// purpose, a refused answer, both forms at once or half of one, then success.
+	tok, factors = challenge()
+	if !slices.Equal(factors, []string{"totp", "recovery_code", "webauthn"}) {
+		t.Fatalf("factors with a passkey: %v", factors)
+	}
+	oaExpect(t, c.do(http.MethodPost, "/auth/login/mfa/passkey/begin", map[string]string{"mfa_token": "not-a-token"}, ""), http.StatusUnauthorized, "invalid_mfa_code")
+	oaExpect(t, c.invalid(http.MethodPost, "/auth/login/mfa/passkey/begin", map[string]string{}, nil), http.StatusBadRequest, "invalid_request")
+	login := ceremony(c.do(http.MethodPost, "/auth/passkey/begin", map[string]any{}, ""))
+	other, err := a.Get(login.PublicKey, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oaExpect(t, loginMFA(map[string]any{"mfa_token": tok, "flow_id": login.FlowID, "credential": other}), http.StatusBadRequest, "invalid_flow")
+	cer = ceremony(c.do(http.MethodPost, "/auth/login/mfa/passkey/begin", map[string]string{"mfa_token": tok}, ""))
+	var allow struct {
+		AllowCredentials []json.RawMessage `json:"allowCredentials"`
+	}
+	if err := json.Unmarshal(cer.PublicKey, &allow); err != nil || len(allow.AllowCredentials) != 1 {
+		t.Fatalf("second-factor options %s", cer.PublicKey)
+	}
+	noUV, err = a.Get(cer.PublicKey, softauthn.Options{Origin: pkOrigin, NoUV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oaExpect(t, loginMFA(map[string]any{"mfa_token": tok, "flow_id": cer.FlowID, "credential": noUV}), http.StatusUnauthorized, "invalid_passkey")
+	cer = ceremony(c.do(http.MethodPost, "/auth/login/mfa/passkey/begin", map[string]string{"mfa_token": tok}, ""))
+	cred, err = a.Get(cer.PublicKey, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oaExpect(t, c.invalid(http.MethodPost, "/auth/login/mfa", map[string]any{"mfa_token": tok, "code": "123456", "flow_id": cer.FlowID, "credential": cred}, c.tokenHeader("", "")), http.StatusBadRequest, "invalid_request")
+	oaExpect(t, c.invalid(http.MethodPost, "/auth/login/mfa", map[string]any{"mfa_token": tok, "flow_id": cer.FlowID}, c.tokenHeader("", "")), http.StatusBadRequest, "invalid_request")
+	second := c.pair(loginMFA(map[string]any{"mfa_token": tok, "flow_id": cer.FlowID, "credential": cred}))
+	if amr := mfaAMR(t, second.Access); !slices.Equal(amr, []string{"pwd", "webauthn"}) {
+		t.Fatalf("second-factor amr %v", amr)
+	}
+	oaExpect(t, c.do(http.MethodPost, "/auth/login/mfa/passkey/begin", map[string]string{"mfa_token": tok}, ""), http.StatusUnauthorized, "invalid_mfa_code")
+
+	// Removal: unknown ids, no token, success (the passkey's session ends with it), gone.
+	oaExpect(t, c.do(http.MethodDelete, "/users/me/passkeys/00000000-0000-4000-8000-000000000000", nil, p.Access), http.StatusNotFound, "not_found")
+	oaExpect(t, c.do(http.MethodDelete, "/users/me/passkeys/not-a-uuid", map[string]string{}, p.Access), http.StatusNotFound, "not_found")
+	oaExpect(t, c.invalid(http.MethodDelete, "/users/me/passkeys/"+added.ID, nil, nil), http.StatusUnauthorized, "unauthorized")
+	oaExpect(t, c.do(http.MethodDelete, "/users/me/passkeys/"+added.ID, map[string]string{"current_password": apitest.Password}, p.Access), http.StatusNoContent, "")
+	oaExpect(t, c.do(http.MethodGet, "/users/me", nil, alone.Access), http.StatusUnauthorized, "unauthorized")
+	oaExpect(t, c.do(http.MethodDelete, "/users/me/passkeys/"+added.ID, nil, p.Access), http.StatusNotFound, "not_found")
+	cer = ceremony(c.do(http.MethodPost, "/auth/passkey/begin", map[string]any{}, ""))
+	gone, err := a.Get(cer.PublicKey, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oaExpect(t, finishLogin(map[string]any{"flow_id": cer.FlowID, "credential": gone}), http.StatusUnauthorized, "invalid_passkey")
 }
 
 func oaAdminFlows(c oaClient, adminEmail string) {

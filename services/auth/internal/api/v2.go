@@ -25,7 +25,7 @@ import (
 //     refresh and logout read it from there, and the three routes that use the cookie
 //     pass a CSRF guard first.
 //
-// Only login, login/mfa, refresh and logout have v2 adapters; every other route is one
+// Only login, login/mfa, passkey/finish, refresh and logout have v2 adapters; every other route is one
 // handler registered under both prefixes (registerShared).
 
 // The refresh cookie. API.md scopes it to /v2/auth so that it is sent to the three token
@@ -55,6 +55,7 @@ func (h *Handler) registerV2(e *echo.Echo) {
 	auth, csrf := h.authenticate, h.csrfGuard
 	e.POST("/v2/auth/login", h.loginV2, csrf)
 	e.POST("/v2/auth/login/mfa", h.loginMFAV2, csrf)
+	e.POST("/v2/auth/passkey/finish", h.finishPasskeyLoginV2, csrf)
 	e.POST("/v2/auth/refresh", h.refreshV2, csrf)
 	e.POST("/v2/auth/logout", h.logoutV2, csrf, auth)
 }
@@ -84,7 +85,7 @@ func (h *Handler) loginV2(c echo.Context) error {
 		return err
 	}
 	if pair.MFARequired {
-		return c.JSON(http.StatusOK, mfaRequiredView{MFARequired: true, MFAToken: pair.MFAToken})
+		return c.JSON(http.StatusOK, viewMFARequired(pair))
 	}
 	return h.renderPairV2(c, pair)
 }

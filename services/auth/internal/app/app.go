@@ -27,6 +27,7 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/api"
 	"github.com/talentforge/auth/services/auth/internal/emailqueue"
+	"github.com/talentforge/auth/services/auth/internal/passkey"
 	"github.com/talentforge/auth/services/auth/internal/store"
 )
 
@@ -51,6 +52,20 @@ func registerPprof(e *echo.Echo) {
 	g.POST("/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
 	g.GET("/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 	g.GET("/:name", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+}
+
+// passkeys is the relying party of WEBAUTHN_RP_*, or, without one (PUBLIC_URL on an IP
+// address and no WEBAUTHN_RP_ID), passkeys off: their routes answer 404 feature_disabled.
+func passkeys(cfg *config.Config, log *zap.Logger, users *store.Users, a *App) (account.Option, error) {
+	if cfg.WebAuthnRPID == "" {
+		log.Warn("passkeys are off: PUBLIC_URL's host is an IP address and WEBAUTHN_RP_ID is not set")
+		return func(*account.Service) {}, nil
+	}
+	rp, err := passkey.New(passkey.Config{RPID: cfg.WebAuthnRPID, RPName: cfg.WebAuthnRPName, Origins: cfg.WebAuthnRPOrigins})
+	if err != nil {
+		return nil, err
+	}
+	return account.WithPasskeys(store.NewPasskeys(users), rp, passkey.NewFlows(a.Redis)), nil
 }
 
 // App is the composed service.
@@ -156,6 +171,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		// are still checked on every request, so a logout is seen at once.
 		Verifier: token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience, token.WithVerifiedCache(VerifiedTokenCacheSize)),
 	}, mfachallenge.New(a.Redis))
+	withPasskeys, err := passkeys(cfg, log, users, a)
+	if err != nil {
+		return nil, err
+	}
 	svc := account.NewService(
 		users, core, guard,
 		// A full queue sheds logins after PASSWORD_HASH_QUEUE_TIMEOUT (503 overloaded)
@@ -172,6 +191,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		account.WithLogger(log),
 		account.WithMFA(a.MFA, store.NewMFAChallenges(a.Redis)),
 		account.WithEmailRequests(store.NewEmailRequests(users), a.Emails.Wake),
+		withPasskeys,
 	)
 	a.Accounts = svc
 	if !o.noEmails {

@@ -37,6 +37,10 @@ func TestEachEmail(t *testing.T) {
 		{"email verified", "auth.user.email_verified", "Your TalentForge email address is confirmed", false, "", nil, "Your email address is confirmed"},
 		{"mfa enabled", "auth.user.mfa_enabled", "Two-step sign-in is on for your TalentForge account", false, "", nil, "Two-step sign-in is now on"},
 		{"mfa disabled", "auth.user.mfa_disabled", "Two-step sign-in was turned off for your TalentForge account", false, "", nil, "Two-step sign-in was turned off"},
+		{"passkey added", "auth.passkey.added", "A passkey was added to your TalentForge account", false, "",
+			map[string]any{"passkey_id": "0190a8a4-0000-7000-8000-0000000000a1", "passkey_name": "Laptop"}, "A passkey was added"},
+		{"passkey removed", "auth.passkey.removed", "A passkey was removed from your TalentForge account", false, "",
+			map[string]any{"passkey_id": "0190a8a4-0000-7000-8000-0000000000a1", "passkey_name": "Laptop"}, "A passkey was removed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

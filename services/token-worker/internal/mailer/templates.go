@@ -27,11 +27,13 @@ const (
 	KindEmailVerified    Kind = "email_verified"
 	KindMFAEnabled       Kind = "mfa_enabled"
 	KindMFADisabled      Kind = "mfa_disabled"
+	KindPasskeyAdded     Kind = "passkey_added"
+	KindPasskeyRemoved   Kind = "passkey_removed"
 )
 
 // Kinds lists every kind.
 var Kinds = []Kind{KindVerification, KindPasswordReset, KindRegisterExisting, KindPasswordChanged, KindEmailVerified,
-	KindMFAEnabled, KindMFADisabled}
+	KindMFAEnabled, KindMFADisabled, KindPasskeyAdded, KindPasskeyRemoved}
 
 var subjects = map[Kind]string{
 	KindVerification:     "Confirm your email address for " + Product,
@@ -41,6 +43,8 @@ var subjects = map[Kind]string{
 	KindEmailVerified:    "Your " + Product + " email address is confirmed",
 	KindMFAEnabled:       "Two-step sign-in is on for your " + Product + " account",
 	KindMFADisabled:      "Two-step sign-in was turned off for your " + Product + " account",
+	KindPasskeyAdded:     "A passkey was added to your " + Product + " account",
+	KindPasskeyRemoved:   "A passkey was removed from your " + Product + " account",
 }
 
 // Data is what a template shows. Link and AppURL are built from APP_URL only; nothing

@@ -35,6 +35,8 @@ var kinds = map[string]mailer.Kind{
 	events.SubjectEmailVerified:          mailer.KindEmailVerified,
 	events.SubjectMFAEnabled:             mailer.KindMFAEnabled,
 	events.SubjectMFADisabled:            mailer.KindMFADisabled,
+	events.SubjectPasskeyAdded:           mailer.KindPasskeyAdded,
+	events.SubjectPasskeyRemoved:         mailer.KindPasskeyRemoved,
 }
 
 // Types returns the event types that make an email, sorted.

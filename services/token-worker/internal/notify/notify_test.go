@@ -187,6 +187,8 @@ func TestHandleTypedPayloads(t *testing.T) {
 		{events.EmailVerified{UserID: "u", Email: to, Name: name}, mailer.KindEmailVerified, "", "", false},
 		{events.MFAEnabled{UserID: "u", Email: to, Name: name}, mailer.KindMFAEnabled, "", "", false},
 		{events.MFADisabled{UserID: "u", Email: to, Name: name}, mailer.KindMFADisabled, "", "", false},
+		{events.PasskeyAdded{UserID: "u", Email: to, Name: name, PasskeyID: "pk", PasskeyName: "Laptop"}, mailer.KindPasskeyAdded, "", "", false},
+		{events.PasskeyRemoved{UserID: "u", Email: to, Name: name, PasskeyID: "pk", PasskeyName: "Laptop"}, mailer.KindPasskeyRemoved, "", "", false},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
