@@ -3,13 +3,16 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -169,6 +172,11 @@ func TestPasskeyLifecycle(t *testing.T) {
 		opts.User.Name != email || opts.Selection.ResidentKey != "required" || opts.Selection.UserVerification != "required" ||
 		opts.Attestation != "none" || len(opts.Challenge) < 43 {
 		t.Fatalf("creation options %s", c.PublicKey)
+	}
+	// The flow lives 5 minutes, in Redis under the hash of its id (never the id).
+	sum := sha256.Sum256([]byte(c.FlowID))
+	if ttl := e.App.Redis.PTTL(context.Background(), "passkey:flow:"+hex.EncodeToString(sum[:])).Val(); ttl <= 290*time.Second || ttl > 5*time.Minute {
+		t.Fatalf("flow TTL %v, want 5m", ttl)
 	}
 	cred, _, err := a.Create(c.PublicKey, softauthn.Options{Origin: pkOrigin})
 	if err != nil {
