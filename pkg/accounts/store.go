@@ -199,6 +199,24 @@ func (s *Store) GrantRole(ctx context.Context, userID, role string) error {
 
 // GrantOwedAdmin gives a configured admin (admins.Owed) the admin role and returns the
 // user as it is now.
+// SecondFactors are what an account with MFA on may answer the second step with: a
+// TOTP or a recovery code, and a passkey when it holds one (auth's passkeys table).
+func (s *Store) SecondFactors(ctx context.Context, userID string) ([]string, error) {
+	factors := []string{"totp", "recovery_code"}
+	uid, err := ParseID(userID)
+	if err != nil {
+		return factors, nil
+	}
+	var passkeys bool
+	if err := s.db.NewRaw("SELECT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?)", uid).Scan(ctx, &passkeys); err != nil {
+		return nil, fmt.Errorf("second factors: %w", err)
+	}
+	if passkeys {
+		factors = append(factors, "webauthn")
+	}
+	return factors, nil
+}
+
 func (s *Store) GrantOwedAdmin(ctx context.Context, u User, admins Admins) (User, error) {
 	if !admins.Owed(u) {
 		return u, nil

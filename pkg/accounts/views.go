@@ -43,6 +43,19 @@ func ViewPair(p Pair) PairView {
 		ExpiresIn: p.ExpiresIn, User: ViewUser(p.User)}
 }
 
+// MFARequiredView answers a first factor of an account with MFA on: no tokens, the
+// mfa_token that auth's /v1/auth/login/mfa redeems, and the factors it accepts.
+type MFARequiredView struct {
+	MFARequired bool     `json:"mfa_required"`
+	MFAToken    string   `json:"mfa_token"`
+	Factors     []string `json:"factors,omitempty"`
+}
+
+// ViewMFARequired is p's challenge as the API answers it.
+func ViewMFARequired(p Pair) MFARequiredView {
+	return MFARequiredView{MFARequired: true, MFAToken: p.MFAToken, Factors: p.MFAFactors}
+}
+
 // Errors answers the core's errors; each service's table ends with it.
 var Errors = httpx.ErrorTable{
 	{Err: ErrEmailTaken, Resp: httpx.NewError(http.StatusConflict, "email_taken", "An account with this email address already exists.")},

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -410,13 +411,16 @@ func (s *Service) takeFlow(ctx context.Context, id, purpose string) (passkey.Flo
 	return f, nil
 }
 
-// mfaFactors are the second factors an account with MFA on may answer with.
+// mfaFactors are the second factors an account with MFA on may answer with (the
+// account core's, less passkeys while they are off here). A failure to read them only
+// leaves them out of the answer.
 func (s *Service) mfaFactors(ctx context.Context, u User) []string {
-	factors := []string{"totp", "recovery_code"}
-	if s.passkeysReady() == nil {
-		if creds, err := s.passkeys.Passkeys(ctx, u.ID); err == nil && len(creds) > 0 {
-			factors = append(factors, "webauthn")
-		}
+	factors, err := s.users.SecondFactors(ctx, u.ID)
+	if err != nil {
+		return nil
+	}
+	if s.passkeysReady() != nil {
+		factors = slices.DeleteFunc(factors, func(f string) bool { return f == "webauthn" })
 	}
 	return factors
 }

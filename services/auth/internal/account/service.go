@@ -45,6 +45,8 @@ type Users interface {
 	UpdateName(ctx context.Context, userID, name string) (User, error)
 	// GrantOwedAdmin gives a configured admin (accounts.Admins.Owed) the admin role.
 	GrantOwedAdmin(ctx context.Context, u User, admins accounts.Admins) (User, error)
+	// SecondFactors are the factors the second step of a login accepts (accounts.Store).
+	SecondFactors(ctx context.Context, userID string) ([]string, error)
 }
 
 // Sessions is the Redis session store shared with the oauth service.

@@ -40,7 +40,7 @@ func (h *Handler) login(c echo.Context) error {
 		return err
 	}
 	if pair.MFARequired {
-		return c.JSON(http.StatusOK, viewMFARequired(pair))
+		return c.JSON(http.StatusOK, accounts.ViewMFARequired(pair))
 	}
 	return c.JSON(http.StatusOK, accounts.ViewPair(pair))
 }

@@ -11,17 +11,6 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/account"
 )
 
-// mfaRequiredView answers a right password for an account with MFA on: no tokens.
-type mfaRequiredView struct {
-	MFARequired bool     `json:"mfa_required"`
-	MFAToken    string   `json:"mfa_token"`
-	Factors     []string `json:"factors,omitempty"`
-}
-
-func viewMFARequired(p account.TokenPair) mfaRequiredView {
-	return mfaRequiredView{MFARequired: true, MFAToken: p.MFAToken, Factors: p.MFAFactors}
-}
-
 // loginMFARequest answers a pending login with a code, or with a passkey: the flow of
 // /auth/login/mfa/passkey/begin and the browser's credential.
 type loginMFARequest struct {

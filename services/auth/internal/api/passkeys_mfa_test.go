@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talentforge/auth/pkg/mfachallenge"
 	"github.com/talentforge/auth/pkg/softauthn"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 )
@@ -240,4 +241,31 @@ func TestPasskeyV2(t *testing.T) {
 	}
 	v2Problem(t, e.Request(http.MethodPost, "/v2/auth/passkey/finish", map[string]any{"flow_id": c.FlowID, "credential": cred}, v2XRW()),
 		http.StatusBadRequest, "invalid_flow")
+}
+
+// TestPasskeyFinishesAnOAuthSignIn: a pending login the oauth service started (amr
+// oauth) is finished here with a passkey: amr oauth and webauthn.
+func TestPasskeyFinishesAnOAuthSignIn(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, nil)
+	_, _, _, pair := mfaEnable(t, e)
+	a := softauthn.New()
+	pkAdd(t, e, a, pair.AccessToken, "Key")
+	raw, hash := mfachallenge.NewToken()
+	if err := mfachallenge.New(e.App.Redis).Create(context.Background(), hash,
+		mfachallenge.Challenge{UserID: pair.User.ID, AMR: []string{"oauth"}}, mfachallenge.TTL); err != nil {
+		t.Fatal(err)
+	}
+	c := pkMFABegin(t, e, raw)
+	cred, err := a.Get(c.PublicKey, softauthn.Options{Origin: pkOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pkMFAFinish(e, raw, c.FlowID, cred)
+	apitest.Expect(t, r, http.StatusOK, "")
+	var p apitest.Pair
+	r.JSON(t, &p)
+	if amr := mfaAMR(t, p.AccessToken); !slices.Equal(amr, []string{"oauth", "webauthn"}) {
+		t.Fatalf("amr = %v, want [oauth webauthn]", amr)
+	}
 }

@@ -85,7 +85,7 @@ func (h *Handler) loginV2(c echo.Context) error {
 		return err
 	}
 	if pair.MFARequired {
-		return c.JSON(http.StatusOK, viewMFARequired(pair))
+		return c.JSON(http.StatusOK, accounts.ViewMFARequired(pair))
 	}
 	return h.renderPairV2(c, pair)
 }

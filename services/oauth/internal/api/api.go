@@ -193,7 +193,7 @@ func (h *Handler) token(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	if p.MFARequired {
 		// As auth's login answers it: finish at POST /v1/auth/login/mfa.
-		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": p.MFAToken})
+		return c.JSON(http.StatusOK, accounts.ViewMFARequired(p))
 	}
 	return c.JSON(http.StatusOK, accounts.ViewPair(p))
 }

@@ -435,12 +435,15 @@ func TestDisabledAndMFAAccounts(t *testing.T) {
 	appAt := e.browser().signIn("acme")
 	a := e.do(http.MethodPost, "/v1/oauth/token", "", `{"code":"`+appAt.Query().Get("code")+`"}`)
 	var mfaAnswer struct {
-		MFARequired bool   `json:"mfa_required"`
-		MFAToken    string `json:"mfa_token"`
-		AccessToken string `json:"access_token"`
+		MFARequired bool     `json:"mfa_required"`
+		MFAToken    string   `json:"mfa_token"`
+		AccessToken string   `json:"access_token"`
+		Factors     []string `json:"factors"`
 	}
 	mustJSON(t, a.body, &mfaAnswer)
-	if a.status != http.StatusOK || !mfaAnswer.MFARequired || mfaAnswer.AccessToken != "" {
+	// As auth answers a password: the factors the account accepts (no passkey here).
+	if a.status != http.StatusOK || !mfaAnswer.MFARequired || mfaAnswer.AccessToken != "" ||
+		!slices.Equal(mfaAnswer.Factors, []string{"totp", "recovery_code"}) {
 		t.Fatalf("MFA account: %d %s", a.status, a.body)
 	}
 	// The challenge waits for auth's /v1/auth/login/mfa, remembering the first factor.

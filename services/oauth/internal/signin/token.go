@@ -44,7 +44,12 @@ func (s *Service) Token(ctx context.Context, code string) (Pair, error) {
 	}
 	// A provider's sign-in is one factor: an account with MFA on is entered only with
 	// its second, at auth's /v1/auth/login/mfa (amr then oauth + otp).
-	return s.core.SignIn(ctx, u, []string{"oauth"}, session.Meta{IP: rec.IP, UserAgent: rec.UserAgent})
+	pair, err := s.core.SignIn(ctx, u, []string{"oauth"}, session.Meta{IP: rec.IP, UserAgent: rec.UserAgent})
+	if err == nil && pair.MFARequired {
+		// A failure to read them only leaves them out of the answer.
+		pair.MFAFactors, _ = s.store.SecondFactors(ctx, u.ID)
+	}
+	return pair, err
 }
 
 // Identities lists the caller's identities.
