@@ -48,7 +48,12 @@ type passkeyView struct {
 }
 
 func viewPasskey(p account.Passkey) passkeyView {
-	return passkeyView{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt, LastUsedAt: p.LastUsedAt}
+	v := passkeyView{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC()}
+	if p.LastUsedAt != nil {
+		at := p.LastUsedAt.UTC()
+		v.LastUsedAt = &at
+	}
+	return v
 }
 
 func (h *Handler) beginPasskeyRegistration(c echo.Context) error {

@@ -171,7 +171,7 @@ func (rp *RP) FinishRegistration(u User, sess webauthn.SessionData, response []b
 	if err != nil {
 		return Credential{}, refuse(ReasonInvalid, err)
 	}
-	if r := rp.explain(sess, parsed.Response.CollectedClientData, parsed.Response.AttestationObject.AuthData, nil); r != "" {
+	if r := rp.explain(sess, parsed.Response.CollectedClientData, parsed.Response.AttestationObject.AuthData); r != "" {
 		return Credential{}, refuse(r, errors.New(r))
 	}
 	c, err := rp.wa.CreateCredential(waUser{u}, sess, parsed)
@@ -241,7 +241,7 @@ func (rp *RP) FinishLogin(u User, sess webauthn.SessionData, a Assertion) (Crede
 	if i < 0 {
 		return Credential{}, refuse(ReasonUnknown, errors.New("not a credential of this account"))
 	}
-	if r := rp.explain(sess, p.Response.CollectedClientData, p.Response.AuthenticatorData, u.handle()); r != "" {
+	if r := rp.explain(sess, p.Response.CollectedClientData, p.Response.AuthenticatorData); r != "" {
 		return Credential{}, refuse(r, errors.New(r))
 	}
 	if h := p.Response.UserHandle; len(h) > 0 && !bytes.Equal(h, u.handle()) {
@@ -269,7 +269,7 @@ func (rp *RP) FinishLogin(u User, sess webauthn.SessionData, a Assertion) (Crede
 
 // explain names what is wrong with a response the library would refuse for a reason
 // the audit log tells apart ("" when none of them): the library checks it all again.
-func (rp *RP) explain(sess webauthn.SessionData, cd protocol.CollectedClientData, ad protocol.AuthenticatorData, handle []byte) string {
+func (rp *RP) explain(sess webauthn.SessionData, cd protocol.CollectedClientData, ad protocol.AuthenticatorData) string {
 	switch {
 	case cd.Challenge != sess.Challenge:
 		return ReasonChallenge
