@@ -239,6 +239,23 @@ func (s *stack) waitMail(rcpt string, n int) []message {
 	}
 }
 
+// waitMailSaying waits for an email to rcpt whose text says what, and returns it.
+func (s *stack) waitMailSaying(rcpt, what string) message {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, m := range s.mail.to(rcpt) {
+			if strings.Contains(text(s.t, m.Raw), what) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no email saying %q to %s in 30 s", what, rcpt)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // text returns every text part of a message, decoded.
 func text(t *testing.T, raw string) string {
 	t.Helper()
@@ -310,20 +327,8 @@ func TestSignUpToResetThroughEmails(t *testing.T) {
 	s.mustPost("/v1/auth/login", map[string]string{"email": email, "password": password}, http.StatusOK)
 
 	s.mustPost("/v1/auth/password/forgot", map[string]string{"email": strings.ToUpper(email)}, http.StatusAccepted)
-	// verification, email verified notice, reset
-	var reset message
-	deadline := time.Now().Add(30 * time.Second)
-	for reset.Raw == "" {
-		for _, m := range s.mail.to(email) {
-			if strings.Contains(text(t, m.Raw), appURL+"/reset-password?token=") {
-				reset = m
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no reset email in 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// after the verification and the email verified notice, the reset
+	reset := s.waitMailSaying(email, appURL+"/reset-password?token=")
 	const newPassword = "a brand new passphrase here"
 	s.mustPost("/v1/auth/password/reset", map[string]string{"token": tokenFrom(t, reset, "reset-password"), "password": newPassword}, http.StatusNoContent)
 	s.mustPost("/v1/auth/login", map[string]string{"email": email, "password": password}, http.StatusUnauthorized)

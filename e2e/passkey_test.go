@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/talentforge/auth/pkg/softauthn"
 )
@@ -55,7 +53,7 @@ func TestPasskeyThroughTheStack(t *testing.T) {
 	if status != http.StatusCreated || json.Unmarshal(body, &added) != nil {
 		t.Fatalf("finish: %d %s", status, body)
 	}
-	s.waitNotice(email, "A passkey was added")
+	s.waitMailSaying(email, "A passkey was added")
 
 	status, body = postJSON(t, s.authURL+"/v1/auth/passkey/begin", map[string]any{}, "")
 	if status != http.StatusOK || json.Unmarshal(body, &begin) != nil {
@@ -84,22 +82,5 @@ func TestPasskeyThroughTheStack(t *testing.T) {
 	if status, body := do(t, req); status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", status, body)
 	}
-	s.waitNotice(email, "A passkey was removed")
-}
-
-// waitNotice waits for an email to rcpt whose text says what.
-func (s *stack) waitNotice(rcpt, what string) {
-	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		for _, m := range s.mail.to(rcpt) {
-			if strings.Contains(text(s.t, m.Raw), what) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("no email saying %q to %s in 30 s", what, rcpt)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.waitMailSaying(email, "A passkey was removed")
 }

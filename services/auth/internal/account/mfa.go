@@ -208,18 +208,9 @@ func (s *Service) pendingLogin(ctx context.Context, mfaToken string) ([]byte, MF
 // EnrolTOTP creates (or replaces) the caller's pending TOTP secret. Like every
 // credential change it needs a recent sign-in or the current password (reauth).
 func (s *Service) EnrolTOTP(ctx context.Context, p Principal, currentPassword string) (TOTPEnrolment, error) {
-	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
-		return TOTPEnrolment{}, err
-	}
-	if err := s.mfaReady(); err != nil {
-		return TOTPEnrolment{}, err
-	}
-	u, err := s.users.UserByID(ctx, p.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return TOTPEnrolment{}, ErrUnauthenticated
-	}
+	u, err := s.changer(ctx, p, s.mfaReady)
 	if err != nil {
-		return TOTPEnrolment{}, fmt.Errorf("load user: %w", err)
+		return TOTPEnrolment{}, err
 	}
 	if u.MFAEnabled {
 		return TOTPEnrolment{}, ErrMFAAlreadyEnabled
@@ -249,18 +240,9 @@ func (s *Service) EnrolTOTP(ctx context.Context, p Principal, currentPassword st
 // recovery codes, shown this once and stored hashed. The factor is added here, so
 // the re-authentication rule of EnrolTOTP holds here too.
 func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code, currentPassword string) ([]string, error) {
-	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
-		return nil, err
-	}
-	if err := s.mfaReady(); err != nil {
-		return nil, err
-	}
-	u, err := s.users.UserByID(ctx, p.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrUnauthenticated
-	}
+	u, err := s.changer(ctx, p, s.mfaReady)
 	if err != nil {
-		return nil, fmt.Errorf("load user: %w", err)
+		return nil, err
 	}
 	if u.MFAEnabled {
 		return nil, ErrMFAAlreadyEnabled
@@ -302,18 +284,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code, currentPas
 // login throttle as at /v1/auth/login/mfa: while it waits even a right code gets
 // login's 429 too_many_attempts, and a right code resets it.
 func (s *Service) DisableTOTP(ctx context.Context, p Principal, code, currentPassword string) error {
-	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
-		return err
-	}
-	if err := s.mfaReady(); err != nil {
-		return err
-	}
-	u, err := s.users.UserByID(ctx, p.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return ErrUnauthenticated
-	}
+	u, err := s.changer(ctx, p, s.mfaReady)
 	if err != nil {
-		return fmt.Errorf("load user: %w", err)
+		return err
 	}
 	if !u.MFAEnabled {
 		return ErrMFANotEnabled

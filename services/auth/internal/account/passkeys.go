@@ -83,25 +83,31 @@ func (s *Service) passkeysReady() error {
 	return nil
 }
 
-// passkeyUser is u as the relying party sees it, with its passkeys.
+// rpUser is u as the relying party sees it, holding creds.
+func rpUser(u User, creds []Passkey) passkey.User {
+	display := u.Name
+	if display == "" {
+		display = u.Email
+	}
+	return passkey.User{ID: u.ID, Email: u.Email, DisplayName: display, Credentials: creds}
+}
+
+// passkeyUser is u with all its passkeys.
 func (s *Service) passkeyUser(ctx context.Context, u User) (passkey.User, error) {
 	creds, err := s.passkeys.Passkeys(ctx, u.ID)
 	if err != nil {
 		return passkey.User{}, err
 	}
-	display := u.Name
-	if display == "" {
-		display = u.Email
-	}
-	return passkey.User{ID: u.ID, Email: u.Email, DisplayName: display, Credentials: creds}, nil
+	return rpUser(u, creds), nil
 }
 
-// signedInUser loads the caller, after the per-user budget of credential changes.
-func (s *Service) signedInUser(ctx context.Context, p Principal) (User, error) {
+// changer loads the caller of a credential change, after the per-user budget of such
+// changes and once ready (the feature's store is configured).
+func (s *Service) changer(ctx context.Context, p Principal, ready func() error) (User, error) {
 	if err := s.allow(ctx, LimitMFA, p.UserID, "rate_limited"); err != nil {
 		return User{}, err
 	}
-	if err := s.passkeysReady(); err != nil {
+	if err := ready(); err != nil {
 		return User{}, err
 	}
 	u, err := s.users.UserByID(ctx, p.UserID)
@@ -117,7 +123,7 @@ func (s *Service) signedInUser(ctx context.Context, p Principal) (User, error) {
 // BeginPasskeyRegistration starts adding a passkey to the caller's account: a
 // credential change, so it needs a recent sign-in or the current password.
 func (s *Service) BeginPasskeyRegistration(ctx context.Context, p Principal, currentPassword string) (Ceremony, error) {
-	u, err := s.signedInUser(ctx, p)
+	u, err := s.changer(ctx, p, s.passkeysReady)
 	if err != nil {
 		return Ceremony{}, err
 	}
@@ -145,7 +151,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, p Principal, cur
 // FinishPasskeyRegistration checks the browser's answer to the flow's options and
 // stores the passkey. Only the session that began the flow may finish it, once.
 func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, flowID, name string, response []byte) (Passkey, error) {
-	u, err := s.signedInUser(ctx, p)
+	u, err := s.changer(ctx, p, s.passkeysReady)
 	if err != nil {
 		return Passkey{}, err
 	}
@@ -159,11 +165,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p Principal, fl
 	if f.UserID != u.ID || f.SessionID != p.SessionID {
 		return Passkey{}, ErrInvalidFlow
 	}
-	pu, err := s.passkeyUser(ctx, u)
-	if err != nil {
-		return Passkey{}, err
-	}
-	cred, err := s.rp.FinishRegistration(pu, f.Ceremony, response)
+	cred, err := s.rp.FinishRegistration(rpUser(u, nil), f.Ceremony, response)
 	if err != nil {
 		var r *passkey.Refusal
 		if errors.As(err, &r) {
@@ -204,7 +206,7 @@ func (s *Service) RenamePasskey(ctx context.Context, p Principal, id, name strin
 // the account's other sessions: one the passkey opened (a lost or stolen device) ends
 // with it.
 func (s *Service) DeletePasskey(ctx context.Context, p Principal, id, currentPassword string) error {
-	u, err := s.signedInUser(ctx, p)
+	u, err := s.changer(ctx, p, s.passkeysReady)
 	if err != nil {
 		return err
 	}
@@ -281,7 +283,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, flowID string, respons
 	if err := s.loginAttempt(ctx, u.Email, c.IP); err != nil {
 		return TokenPair{}, err
 	}
-	if reason, err := s.checkPasskey(ctx, u, f.Ceremony, a); err != nil {
+	if reason, err := s.checkPasskey(ctx, rpUser(u, []Passkey{pk}), f.Ceremony, a); err != nil {
 		return TokenPair{}, err
 	} else if reason != "" {
 		s.loginFailed(ctx, &u, u.Email, reason, c)
@@ -323,13 +325,9 @@ func (s *Service) passkeyUnknown(ctx context.Context, credentialID []byte, reaso
 	return ErrInvalidPasskey
 }
 
-// checkPasskey checks an assertion by one of u's passkeys against its ceremony and
+// checkPasskey checks an assertion by one of pu's passkeys against its ceremony and
 // records the use; it returns the reason of a refusal ("" when it passed).
-func (s *Service) checkPasskey(ctx context.Context, u User, cer passkey.State, a passkey.Assertion) (string, error) {
-	pu, err := s.passkeyUser(ctx, u)
-	if err != nil {
-		return "", err
-	}
+func (s *Service) checkPasskey(ctx context.Context, pu passkey.User, cer passkey.State, a passkey.Assertion) (string, error) {
 	cred, err := s.rp.FinishLogin(pu, cer, a)
 	var r *passkey.Refusal
 	if errors.As(err, &r) {
@@ -396,7 +394,12 @@ func (s *Service) LoginMFAPasskey(ctx context.Context, mfaToken, flowID string, 
 		if err != nil {
 			return passkey.ReasonInvalid, nil
 		}
-		return s.checkPasskey(ctx, u, f.Ceremony, a)
+		// All of them: the ceremony allowed every passkey of the account.
+		pu, err := s.passkeyUser(ctx, u)
+		if err != nil {
+			return "", err
+		}
+		return s.checkPasskey(ctx, pu, f.Ceremony, a)
 	})
 }
 

@@ -36,14 +36,15 @@ func (h *Handler) loginMFAPair(c echo.Context) (account.TokenPair, error) {
 		h.metrics.login(err, false)
 		return account.TokenPair{}, err
 	}
-	passkey := finishRequest{FlowID: req.FlowID, Credential: req.Credential}
-	if req.MFAToken == "" || (req.Code == "") == !passkey.valid() {
+	// Exactly one second factor: a code, or a whole passkey answer.
+	byPasskey := finishRequest{FlowID: req.FlowID, Credential: req.Credential}.valid()
+	if req.MFAToken == "" || (req.Code != "") == byPasskey {
 		h.metrics.login(account.ErrInvalidRequest, false)
 		return account.TokenPair{}, account.ErrInvalidRequest
 	}
 	var pair account.TokenPair
 	var err error
-	if req.Code != "" {
+	if !byPasskey {
 		pair, err = h.svc.LoginMFA(c.Request().Context(), req.MFAToken, req.Code, client(c))
 	} else {
 		pair, err = h.svc.LoginMFAPasskey(c.Request().Context(), req.MFAToken, req.FlowID, req.Credential, client(c))

@@ -2,9 +2,6 @@ package passkey
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +10,8 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/talentforge/auth/pkg/mfachallenge"
 )
 
 // FlowTTL is how long a ceremony may take, from its begin to its finish.
@@ -49,28 +48,21 @@ type Flows struct{ rdb redis.UniversalClient }
 // NewFlows returns the store.
 func NewFlows(rdb redis.UniversalClient) *Flows { return &Flows{rdb: rdb} }
 
+// flowKey is where a flow id's flow lives: under its hash, never the id.
 func flowKey(id string) (string, bool) {
-	if len(id) != 43 {
-		return "", false
-	}
-	if _, err := base64.RawURLEncoding.DecodeString(id); err != nil {
-		return "", false
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "passkey:flow:" + hex.EncodeToString(sum[:]), true
+	hash, ok := mfachallenge.HashToken(id)
+	return "passkey:flow:" + hex.EncodeToString(hash), ok
 }
 
-// Start stores f for FlowTTL under a new id of 256 bits from the CSPRNG.
+// Start stores f for FlowTTL under a new id of 256 bits from the CSPRNG (the shape of
+// every single-use token here, mfachallenge.NewToken).
 func (s *Flows) Start(ctx context.Context, f Flow) (string, error) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	id := base64.RawURLEncoding.EncodeToString(b)
+	id, hash := mfachallenge.NewToken()
 	v, err := json.Marshal(f)
 	if err != nil {
 		return "", err
 	}
-	k, _ := flowKey(id)
-	if err := s.rdb.Set(ctx, k, v, FlowTTL).Err(); err != nil {
+	if err := s.rdb.Set(ctx, "passkey:flow:"+hex.EncodeToString(hash), v, FlowTTL).Err(); err != nil {
 		return "", fmt.Errorf("start passkey flow: %w", err)
 	}
 	return id, nil
