@@ -28,6 +28,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/talentforge/auth/pkg/natstest"
+	"github.com/talentforge/auth/pkg/twiliofake"
 )
 
 const (
@@ -74,6 +75,12 @@ func TestMain(m *testing.M) {
 
 // stack is auth, oauth and the token-worker running as processes, with an OpenID
 // Connect provider ("acme") for oauth.
+// The fake Twilio account of the stack.
+const (
+	e2eTwilioSID   = "AC0123456789abcdef0123456789abcdef"
+	e2eTwilioToken = "e2e-twilio-token"
+)
+
 type stack struct {
 	t        *testing.T
 	authURL  string
@@ -82,6 +89,7 @@ type stack struct {
 	mail     *mailbox
 	nats     *natstest.Server // nil on the machine's NATS (startStack)
 	oidc     *mockoidc.MockOIDC
+	sms      *twiliofake.Server // the worker's SMS provider, Twilio's API over a socket
 }
 
 func freePort(t *testing.T) int {
@@ -124,7 +132,12 @@ func startStackOn(t *testing.T, own *natstest.Server) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = op.Shutdown() })
-	s := &stack{t: t, mail: startMailbox(t), nats: own, oidc: op, dbURL: dbURL}
+	sms, err := twiliofake.Start(e2eTwilioSID, e2eTwilioToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sms.Close() })
+	s := &stack{t: t, mail: startMailbox(t), nats: own, oidc: op, dbURL: dbURL, sms: sms}
 	natsEnv := []string{"NATS_URL=" + natstest.URL(), "NATS_NAMESPACE=" + natstest.Namespace(t)}
 	if own != nil {
 		natsEnv = []string{"NATS_URL=" + own.URL(), "NATS_NAMESPACE="}
@@ -142,6 +155,8 @@ func startStackOn(t *testing.T, own *natstest.Server) *stack {
 		"RATE_LIMIT_ENABLED=false", "LOG_LEVEL=warn",
 		"PASSWORD_ARGON_MEMORY_KIB=1024", "PASSWORD_ARGON_ITERATIONS=1",
 		"WORKER_RETRY_MIN=200ms", "WORKER_RETRY_MAX=1s",
+		"SMS_PROVIDER=twilio", "TWILIO_ACCOUNT_SID="+e2eTwilioSID, "TWILIO_AUTH_TOKEN="+e2eTwilioToken,
+		"TWILIO_FROM=+15005550006", "TWILIO_API_URL="+sms.URL(),
 	)
 	env = append(env, natsEnv...)
 	migrate := exec.Command(filepath.Join(bin, "auth"), "migrate")
@@ -291,7 +306,7 @@ func text(t *testing.T, raw string) string {
 	return b.String()
 }
 
-var linkToken = regexp.MustCompile(regexp.QuoteMeta(appURL) + `/(verify-email|reset-password)\?token=([A-Za-z0-9_-]{43})`)
+var linkToken = regexp.MustCompile(regexp.QuoteMeta(appURL) + `/(verify-email|reset-password|magic-link)\?token=([A-Za-z0-9_-]{43})`)
 
 func tokenFrom(t *testing.T, m message, page string) string {
 	t.Helper()

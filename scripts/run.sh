@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The processes of `make run` (the Makefile has already started PostgreSQL, Redis and NATS
-# when needed, built and migrated): Mailpit unless SMTP_HOST names a relay of your own, then
-# auth, oauth and the token-worker, in the foreground. Ctrl-C (or any of them stopping)
+# when needed, built and migrated): Mailpit unless SMTP_HOST names a relay of your own, the
+# fake Twilio (e2e/cmd/faketwilio) unless TWILIO_* name a Twilio of your own, then auth,
+# oauth and the token-worker, in the foreground. Ctrl-C (or any of them stopping)
 # stops every process this started; the machine's PostgreSQL, Redis and NATS keep running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,17 @@ if [ -z "${SMTP_HOST:-}" ]; then
 	mailpit=yes
 	ports+=(1025 8025)
 	bash scripts/mailpit.sh path >/dev/null # the first run builds it, in the foreground
+fi
+# SMS go to the fake Twilio, whose credentials the worker is given, unless the user set any
+# of TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_API_URL: then they go where those say.
+export SMS_PROVIDER=${SMS_PROVIDER:-twilio}
+faketwilio=
+if [ "$SMS_PROVIDER" = twilio ] && [ -z "${TWILIO_ACCOUNT_SID:-}${TWILIO_AUTH_TOKEN:-}${TWILIO_API_URL:-}" ]; then
+	faketwilio=yes
+	ports+=(8026)
+	export TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_AUTH_TOKEN=faketwilio-dev-token
+	export TWILIO_API_URL=http://127.0.0.1:8026 TWILIO_FROM=${TWILIO_FROM:-+15005550006}
+	CGO_ENABLED=0 "${GO:-go}" build -trimpath -o bin/faketwilio ./e2e/cmd/faketwilio
 fi
 for p in "${ports[@]}"; do
 	if answers "$p"; then
@@ -49,6 +61,11 @@ start() { # name command...
 }
 
 if [ -n "$mailpit" ]; then start mailpit bash scripts/mailpit.sh run; fi
+# On loopback like Mailpit: its message list (SMS codes) has no auth.
+if [ -n "$faketwilio" ]; then
+	start faketwilio ./bin/faketwilio -addr 127.0.0.1:8026 \
+		-account-sid "$TWILIO_ACCOUNT_SID" -auth-token "$TWILIO_AUTH_TOKEN"
+fi
 start auth ./bin/auth
 # auth writes the dev signing key on its first start; oauth signs with the same one.
 for _ in $(seq 100); do [ -n "$(ls "${JWT_KEYS_DIR:-var/keys}" 2>/dev/null)" ] && break; sleep 0.1; done
@@ -73,6 +90,13 @@ if alive; then
 		mail="Mailpit       not started: emails go to SMTP_HOST=$SMTP_HOST"
 		inbox="open the email at your relay ($SMTP_HOST)"
 	fi
+	if [ -n "$faketwilio" ]; then
+		sms="Fake Twilio   http://localhost:8026   (every SMS sent)"
+	elif [ "$SMS_PROVIDER" = twilio ]; then
+		sms="Fake Twilio   not started: SMS go to ${TWILIO_API_URL:-https://api.twilio.com}"
+	else
+		sms="Fake Twilio   not started: SMS_PROVIDER=$SMS_PROVIDER"
+	fi
 	cat <<-BANNER
 
 		==> TalentForge Auth is running; Ctrl-C stops it all.
@@ -80,6 +104,7 @@ if alive; then
 		      oauth         http://localhost:8082
 		      token-worker  http://localhost:8083/readyz
 		      $mail
+		      $sms
 		    Quick start, in another terminal (README "Calling it" goes on to login):
 		      curl -si localhost:8081/v1/auth/register -H 'Content-Type: application/json' -d '{"email":"ada@example.com","password":"plum kettle orbit 42"}'
 		      $inbox and copy the token from the link in the email

@@ -60,6 +60,7 @@ type cachedUser struct {
 	VerifiedAt  *time.Time `json:"verified_at,omitempty"`
 	DisabledAt  *time.Time `json:"disabled_at,omitempty"`
 	MFAEnabled  bool       `json:"mfa_enabled"`
+	Phone       string     `json:"phone,omitempty"`
 	Roles       []string   `json:"roles"`
 	Permissions []string   `json:"permissions"`
 	CreatedAt   time.Time  `json:"created_at"`
@@ -69,13 +70,13 @@ type cachedUser struct {
 
 func toCached(u User) cachedUser {
 	return cachedUser{ID: u.ID, Email: u.Email, Name: u.Name, VerifiedAt: u.EmailVerifiedAt, DisabledAt: u.DisabledAt,
-		MFAEnabled: u.MFAEnabled, Roles: u.Roles, Permissions: u.Permissions, CreatedAt: u.CreatedAt,
+		MFAEnabled: u.MFAEnabled, Phone: u.Phone, Roles: u.Roles, Permissions: u.Permissions, CreatedAt: u.CreatedAt,
 		CredentialStamp: u.CredentialStamp}
 }
 
 func (c cachedUser) user() User {
 	return User{ID: c.ID, Email: c.Email, Name: c.Name, EmailVerifiedAt: c.VerifiedAt, DisabledAt: c.DisabledAt,
-		MFAEnabled: c.MFAEnabled, Roles: c.Roles, Permissions: c.Permissions, CreatedAt: c.CreatedAt,
+		MFAEnabled: c.MFAEnabled, Phone: c.Phone, Roles: c.Roles, Permissions: c.Permissions, CreatedAt: c.CreatedAt,
 		CredentialStamp: c.CredentialStamp}
 }
 

@@ -54,6 +54,8 @@ type userRow struct {
 	EmailVerifiedAt   *time.Time `bun:"email_verified_at"`
 	DisabledAt        *time.Time `bun:"disabled_at"`
 	MFAEnabled        bool       `bun:"mfa_enabled"`
+	Phone             *string    `bun:"phone"`
+	PhoneVerifiedAt   *time.Time `bun:"phone_verified_at"`
 	PasswordChangedAt *time.Time `bun:"password_changed_at"`
 	CreatedAt         time.Time  `bun:"created_at"`
 	UpdatedAt         time.Time  `bun:"updated_at"`
@@ -69,6 +71,9 @@ func (r userRow) user() User {
 	}
 	if r.PasswordHash != nil {
 		u.PasswordHash = *r.PasswordHash
+	}
+	if r.Phone != nil {
+		u.Phone = *r.Phone
 	}
 	if u.Roles == nil {
 		u.Roles = []string{}

@@ -17,6 +17,13 @@ type Purpose string
 const (
 	PurposeEmailVerification Purpose = "email_verification"
 	PurposePasswordReset     Purpose = "password_reset"
+	// PurposeOTPEmail is an emailed sign-in code (CodeHash) and its link (Hash), one
+	// row: using either uses both.
+	PurposeOTPEmail Purpose = "otp_email"
+	// PurposeOTPSMS is an SMS sign-in code (Hash is random and never sent).
+	PurposeOTPSMS Purpose = "otp_sms"
+	// PurposePhoneVerification is the SMS code that proves Phone before it is set.
+	PurposePhoneVerification Purpose = "phone_verification"
 )
 
 // OneTimeToken is a verification or reset token as stored: its hash, never the token.
@@ -31,6 +38,11 @@ type OneTimeToken struct {
 	// WhileUnverified stores the token only while the account's address is unproven
 	// (IssueToken answers ErrNotFound otherwise).
 	WhileUnverified bool
+	// CodeHash is the hash of the one-time code of a code purpose (CodeHash in
+	// services/auth's account package), nil for a link.
+	CodeHash []byte
+	// Phone is the number a phone verification code proves.
+	Phone string
 }
 
 // TokenIdentity is a provider identity a verification link links once used.
@@ -77,10 +89,17 @@ func InsertToken(ctx context.Context, db bun.IDB, t OneTimeToken) error {
 	if t.WhileUnverified {
 		cond = " AND u.email_verified_at IS NULL"
 	}
+	var code, phone any // NULL: a link
+	if t.CodeHash != nil {
+		code = t.CodeHash
+	}
+	if t.Phone != "" {
+		phone = t.Phone
+	}
 	res, err := db.NewRaw(`INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at,
-		identity_provider, identity_subject, identity_email)
-		SELECT ?, u.id, ?, ?, ?, ?, ? FROM users u WHERE u.id = ?`+cond,
-		t.Hash, string(t.Purpose), t.ExpiresAt, provider, subject, email, uid).Exec(ctx)
+		identity_provider, identity_subject, identity_email, code_hash, phone)
+		SELECT ?, u.id, ?, ?, ?, ?, ?, ?, ? FROM users u WHERE u.id = ?`+cond,
+		t.Hash, string(t.Purpose), t.ExpiresAt, provider, subject, email, code, phone, uid).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("insert %s token: %w", t.Purpose, Unavailable(err))
 	}

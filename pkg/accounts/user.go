@@ -21,7 +21,10 @@ type User struct {
 	EmailVerifiedAt *time.Time
 	DisabledAt      *time.Time
 	MFAEnabled      bool
-	Roles           []string
+	// Phone is the account's proven number in E.164, or empty: a number is stored only
+	// once an SMS code proved it.
+	Phone string
+	Roles []string
 	// Permissions is the union of the roles' permissions; admin holds every one.
 	Permissions []string
 	CreatedAt   time.Time

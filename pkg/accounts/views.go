@@ -9,12 +9,15 @@ import (
 
 // UserView is the public user: never a hash, a secret or a token.
 type UserView struct {
-	ID            string    `json:"id"`
-	Email         string    `json:"email"`
-	Name          string    `json:"name"`
-	EmailVerified bool      `json:"email_verified"`
-	Roles         []string  `json:"roles"`
-	MFAEnabled    bool      `json:"mfa_enabled"`
+	ID            string   `json:"id"`
+	Email         string   `json:"email"`
+	Name          string   `json:"name"`
+	EmailVerified bool     `json:"email_verified"`
+	Roles         []string `json:"roles"`
+	MFAEnabled    bool     `json:"mfa_enabled"`
+	// Phone is the proven number (E.164) or null; a number is stored only once proven.
+	Phone         *string   `json:"phone"`
+	PhoneVerified bool      `json:"phone_verified"`
 	CreatedAt     time.Time `json:"created_at"`
 }
 
@@ -24,8 +27,12 @@ func ViewUser(u User) UserView {
 	if roles == nil {
 		roles = []string{}
 	}
-	return UserView{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.Verified(), Roles: roles,
+	v := UserView{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.Verified(), Roles: roles,
 		MFAEnabled: u.MFAEnabled, CreatedAt: u.CreatedAt.UTC()}
+	if u.Phone != "" {
+		v.Phone, v.PhoneVerified = &u.Phone, true
+	}
+	return v
 }
 
 // PairView is a token pair as the API answers it.

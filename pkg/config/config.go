@@ -100,6 +100,24 @@ type Config struct {
 	SMTPFrom     string
 	SMTPTLS      string
 
+	// SMSProvider (SMS_PROVIDER) is none or twilio: auth offers phone numbers and SMS
+	// codes only with a provider; the token-worker sends through it.
+	SMSProvider string
+	// Twilio's REST API (TWILIO_*), the token-worker's when SMSProvider is twilio.
+	TwilioAccountSID string
+	TwilioAuthToken  string
+	TwilioFrom       string
+	TwilioAPIURL     string
+	// SMSDefaultRegion (SMS_DEFAULT_REGION) is the region a number without +country is
+	// read in (ISO 3166 alpha-2; empty: every number needs its +country).
+	SMSDefaultRegion string
+	// SMSAllowedCountries (SMS_ALLOWED_COUNTRIES) are the regions SMS may go to (ISO 3166
+	// alpha-2, upper case); empty: any.
+	SMSAllowedCountries []string
+	// OTPSignup (OTP_SIGNUP) lets an emailed code create the account of an address that
+	// has none.
+	OTPSignup bool
+
 	OAuthRedirectAllowlist []string
 	// OAuthProviders are the configured social-login providers; one without a client id
 	// is left out (not offered).
@@ -147,6 +165,9 @@ type RateLimits struct {
 	// EmailsPerAddress caps the mails one address can be sent (per normalised address,
 	// known or not, so the cap tells nobody whether it has an account).
 	EmailsPerAddress ratelimit.Limit
+	// OTP is the per-IP budget of requests for a one-time code (email or SMS) and of
+	// phone changes; SMSPerNumber caps the SMS one number is sent.
+	OTP, SMSPerNumber ratelimit.Limit
 }
 
 // service is a set of the services that read a setting.
@@ -238,6 +259,8 @@ func settings(c *Config, httpAddr string) []setting {
 		{name: "RATE_LIMIT_EMAIL_VERIFY", def: "60/h", readers: svcAuth, value: limit(&rl.EmailVerify)},
 		{name: "RATE_LIMIT_MFA", def: "30/m", readers: svcAuth, value: limit(&rl.MFA)},
 		{name: "RATE_LIMIT_EMAILS_PER_ADDRESS", def: "5/h", readers: svcAuthOAuth, value: limit(&rl.EmailsPerAddress)},
+		{name: "RATE_LIMIT_OTP", def: "20/h", readers: svcAuth, value: limit(&rl.OTP)},
+		{name: "RATE_LIMIT_SMS_PER_NUMBER", def: "5/h", readers: svcAuth, value: limit(&rl.SMSPerNumber)},
 		{name: "LOGIN_THROTTLE_FAILURES", def: "10", readers: svcAuth, value: integer(&lt.Failures, 1, 100)},
 		{name: "LOGIN_THROTTLE_IP_FAILURES", def: "5", readers: svcAuth, value: integer(&lt.FailuresPerIP, 1, 100)},
 		{name: "LOGIN_THROTTLE_WAIT_INCREMENT", def: "1s", readers: svcAuth, value: duration(&lt.WaitIncrement, time.Millisecond)},
@@ -258,6 +281,15 @@ func settings(c *Config, httpAddr string) []setting {
 		{name: "SMTP_PASSWORD", secret: true, readers: svcTokenWorker, value: verbatim(&c.SMTPPassword)},
 		{name: "SMTP_FROM", def: "no-reply@localhost", readers: svcTokenWorker, value: text(&c.SMTPFrom)},
 		{name: "SMTP_TLS", def: "none", readers: svcTokenWorker, value: oneOf(&c.SMTPTLS, "none", "starttls", "tls")},
+
+		{name: "SMS_PROVIDER", def: "none", readers: svcAuth | svcTokenWorker, value: oneOf(&c.SMSProvider, "none", "twilio")},
+		{name: "TWILIO_ACCOUNT_SID", readers: svcTokenWorker, value: text(&c.TwilioAccountSID)},
+		{name: "TWILIO_AUTH_TOKEN", secret: true, readers: svcTokenWorker, value: verbatim(&c.TwilioAuthToken)},
+		{name: "TWILIO_FROM", readers: svcTokenWorker, value: text(&c.TwilioFrom)},
+		{name: "TWILIO_API_URL", def: "https://api.twilio.com", readers: svcTokenWorker, value: baseURL(&c.TwilioAPIURL)},
+		{name: "SMS_DEFAULT_REGION", readers: svcAuth, value: text(&c.SMSDefaultRegion)},
+		{name: "SMS_ALLOWED_COUNTRIES", readers: svcAuth, value: list(&c.SMSAllowedCountries)},
+		{name: "OTP_SIGNUP", def: "false", readers: svcAuth, value: boolean(&c.OTPSignup)},
 
 		{name: "OAUTH_REDIRECT_ALLOWLIST", def: "http://localhost:3000", readers: svcOAuth, value: list(&c.OAuthRedirectAllowlist)},
 		{name: "OAUTH_PROVIDER_TIMEOUT", def: "10s", readers: svcOAuth, value: duration(&c.OAuthProviderTimeout, 100*time.Millisecond)},
@@ -570,6 +602,7 @@ func parse(v *viper.Viper, c *Config, table []setting) (*Config, error) {
 		c.OAuthCallbackBaseURL = c.PublicURL
 	}
 	p.webAuthn(c)
+	p.sms(c)
 	c.OAuthProviders = p.oauthProviders()
 	for i, e := range c.AdminEmails {
 		c.AdminEmails[i] = strings.ToLower(e)
@@ -714,6 +747,24 @@ func parseDate(raw string) (time.Time, error) {
 		return t.UTC(), nil
 	}
 	return time.Parse(time.DateOnly, raw)
+}
+
+// sms puts the SMS regions in upper case and refuses what is no ISO 3166 alpha-2 code
+// (auth checks that its phone-number library knows each).
+func (p *parser) sms(c *Config) {
+	region := func(key, r string) string {
+		r = strings.ToUpper(r)
+		if len(r) != 2 || r[0] < 'A' || r[0] > 'Z' || r[1] < 'A' || r[1] > 'Z' {
+			p.fail(key, "%q is not an ISO 3166 alpha-2 region code (e.g. US, GB, DE)", r)
+		}
+		return r
+	}
+	if c.SMSDefaultRegion != "" {
+		c.SMSDefaultRegion = region("sms_default_region", c.SMSDefaultRegion)
+	}
+	for i, r := range c.SMSAllowedCountries {
+		c.SMSAllowedCountries[i] = region("sms_allowed_countries", r)
+	}
 }
 
 // EventKeyring parses EVENT_KEYS (or the file EVENT_KEYS_FILE names, one key a line or

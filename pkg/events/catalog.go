@@ -22,6 +22,8 @@ const (
 	ReaderEmail = "email"
 	// ReaderAudit writes every event to the audit log (internal/audit).
 	ReaderAudit = "audit"
+	// ReaderSMS sends one SMS per event (services/token-worker/internal/sms).
+	ReaderSMS = "sms"
 )
 
 // Spec is one event type: its subject, its payload struct, who publishes it and who
@@ -64,6 +66,8 @@ func buildCatalog() []Spec {
 		spec[VerificationRequested](SubjectVerificationRequested, byBoth, ReaderEmail),
 		spec[PasswordResetRequested](SubjectPasswordResetRequested, byAuth, ReaderEmail),
 		spec[RegisterExisting](SubjectRegisterExisting, byBoth, ReaderEmail),
+		spec[OTPRequested](SubjectOTPRequested, byAuth, ReaderEmail),
+		spec[SMSCodeRequested](SubjectSMSCodeRequested, byAuth, ReaderSMS),
 
 		spec[Registered](SubjectRegistered, byBoth),
 		spec[EmailVerified](SubjectEmailVerified, byAuth, ReaderEmail),
@@ -74,6 +78,7 @@ func buildCatalog() []Spec {
 		spec[MFADisabled](SubjectMFADisabled, byAuth, ReaderEmail),
 		spec[PasskeyAdded](SubjectPasskeyAdded, byAuth, ReaderEmail),
 		spec[PasskeyRemoved](SubjectPasskeyRemoved, byAuth, ReaderEmail),
+		spec[PhoneVerified](SubjectPhoneVerified, byAuth, ReaderEmail),
 
 		spec[SignedIn](SubjectSignedIn, byOAuth),
 		// auth writes the identity events too, when proving an address links or
@@ -145,10 +150,14 @@ type Mail struct {
 	UserID, Email, Name string
 	// TokenSealed is the link's token, in the events whose email has a link.
 	TokenSealed *keyring.Sealed
+	// CodeSealed is the one-time code, in the events whose email has one.
+	CodeSealed *keyring.Sealed
 	// ExpiresAt is when the link stops working (zero without a link).
 	ExpiresAt time.Time
 	// How says how the password changed (PasswordChanged).
 	How string
+	// Phone is the number set, PreviousPhone the one it replaced (PhoneVerified).
+	Phone, PreviousPhone string
 }
 
 // Mailed is the payload of an event the token-worker mails: every catalog entry read
@@ -189,3 +198,14 @@ func (p PasskeyAdded) Mail() Mail { return Mail{UserID: p.UserID, Email: p.Email
 
 // Mail implements Mailed.
 func (p PasskeyRemoved) Mail() Mail { return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name} }
+
+// Mail implements Mailed.
+func (p OTPRequested) Mail() Mail {
+	return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name, TokenSealed: p.TokenSealed, CodeSealed: p.CodeSealed,
+		ExpiresAt: p.ExpiresAt}
+}
+
+// Mail implements Mailed.
+func (p PhoneVerified) Mail() Mail {
+	return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name, Phone: p.Phone, PreviousPhone: p.PreviousPhone}
+}

@@ -19,12 +19,14 @@ import (
 )
 
 // wantKeys is every payload's JSON keys as they reach the wire (a writer's "token" is
-// "token_sealed" there); "?" marks a key omitted when empty. A change here is a change
+// "token_sealed" there, its "code" "code_sealed"); "?" marks a key omitted when empty. A change here is a change
 // to the event contract: docs/events.md and the consumers change with it.
 var wantKeys = map[string]string{
 	SubjectVerificationRequested:     "user_id email name token_sealed? expires_at provider?",
 	SubjectPasswordResetRequested:    "user_id email name token_sealed? expires_at",
 	SubjectRegisterExisting:          "user_id email name provider?",
+	SubjectOTPRequested:              "user_id email name code_sealed? token_sealed? expires_at",
+	SubjectSMSCodeRequested:          "user_id phone purpose code_sealed? expires_at",
 	SubjectRegistered:                "user_id method? provider? ip user_agent",
 	SubjectEmailVerified:             "user_id email name",
 	SubjectPasswordChanged:           "user_id email name how",
@@ -34,6 +36,7 @@ var wantKeys = map[string]string{
 	SubjectMFADisabled:               "user_id email name",
 	SubjectPasskeyAdded:              "user_id email name passkey_id passkey_name",
 	SubjectPasskeyRemoved:            "user_id email name passkey_id passkey_name",
+	SubjectPhoneVerified:             "user_id email name phone previous_phone?",
 	SubjectSignedIn:                  "user_id provider subject how ip user_agent",
 	SubjectIdentityLinked:            "user_id provider subject? how session_id? ip? user_agent?",
 	SubjectIdentityUnlinked:          "user_id provider how? session_id? ip? user_agent?",
@@ -89,8 +92,8 @@ func wireKeys(t reflect.Type) string {
 	var keys []string
 	for _, f := range jsonFields(t, false) {
 		switch {
-		case f.key == FieldToken:
-			continue // sealed into token_sealed, never on the wire
+		case f.key == FieldToken, f.key == FieldCode:
+			continue // sealed into token_sealed and code_sealed, never on the wire
 		case f.optional:
 			keys = append(keys, f.key+"?")
 		default:
@@ -269,13 +272,17 @@ func TestPayloadsRoundTrip(t *testing.T) {
 				}
 			}
 
-			// Written by a producer, read by the worker: the same struct, the token
-			// sealed in between.
+			// Written by a producer, read by the worker: the same struct, the token and
+			// the code sealed in between.
 			full := sample(s.Payload)
-			var token string
+			var token, code string
 			if f := full.FieldByName("Token"); f.IsValid() {
 				token = f.String()
 				full.FieldByName("TokenSealed").SetZero()
+			}
+			if f := full.FieldByName("Code"); f.IsValid() {
+				code = f.String()
+				full.FieldByName("CodeSealed").SetZero()
 			}
 			env, err := NewEnvelope(keys, "0190-id", s.Subject, time.Now(), "", full.Interface())
 			if err != nil {
@@ -287,7 +294,7 @@ func TestPayloadsRoundTrip(t *testing.T) {
 			}
 			var all []string
 			for _, f := range jsonFields(s.Payload, false) {
-				if f.key != FieldToken {
+				if f.key != FieldToken && f.key != FieldCode {
 					all = append(all, f.key)
 				}
 			}
@@ -309,6 +316,17 @@ func TestPayloadsRoundTrip(t *testing.T) {
 				}
 				full.FieldByName("Token").SetString("")
 				full.FieldByName("TokenSealed").Set(got.FieldByName("TokenSealed"))
+			}
+			if code != "" {
+				opened, err := env.Code(keys)
+				if err != nil || opened != code {
+					t.Fatalf("Code = %q, %v; want %q", opened, err, code)
+				}
+				if got.FieldByName("CodeSealed").IsNil() {
+					t.Fatal("the decoded payload has no CodeSealed")
+				}
+				full.FieldByName("Code").SetString("")
+				full.FieldByName("CodeSealed").Set(got.FieldByName("CodeSealed"))
 			}
 			if !reflect.DeepEqual(got.Interface(), full.Interface()) {
 				t.Fatalf("decoded %#v\nwant %#v", got.Interface(), full.Interface())
@@ -395,6 +413,20 @@ func TestPayloadsAsBefore(t *testing.T) {
 		{"passkey removed", SubjectPasskeyRemoved, map[string]any{"user_id": "u-1", "email": "a@example.com", "name": "",
 			"passkey_id": "p-1", "passkey_name": "Laptop"},
 			PasskeyRemoved{UserID: "u-1", Email: "a@example.com", PasskeyID: "p-1", PasskeyName: "Laptop"}},
+		{"otp email", SubjectOTPRequested, map[string]any{"user_id": "u-1", "email": "a@example.com", "name": "Ann", "code": "123456",
+			"token": "tok-1", "expires_at": expires},
+			OTPRequested{UserID: "u-1", Email: "a@example.com", Name: "Ann", Code: "123456", Token: "tok-1", ExpiresAt: expires}},
+		{"sms sign-in code", SubjectSMSCodeRequested, map[string]any{"user_id": "u-1", "phone": "+14155550100", "purpose": "sign_in",
+			"code": "123456", "expires_at": expires},
+			SMSCodeRequested{UserID: "u-1", Phone: "+14155550100", Purpose: SMSPurposeSignIn, Code: "123456", ExpiresAt: expires}},
+		{"sms phone verification code", SubjectSMSCodeRequested, map[string]any{"user_id": "u-1", "phone": "+14155550100",
+			"purpose": "phone_verification", "code": "654321", "expires_at": expires},
+			SMSCodeRequested{UserID: "u-1", Phone: "+14155550100", Purpose: SMSPurposePhoneVerification, Code: "654321", ExpiresAt: expires}},
+		{"phone verified", SubjectPhoneVerified, map[string]any{"user_id": "u-1", "email": "a@example.com", "name": "Ann", "phone": "+14155550100"},
+			PhoneVerified{UserID: "u-1", Email: "a@example.com", Name: "Ann", Phone: "+14155550100"}},
+		{"phone replaced", SubjectPhoneVerified, map[string]any{"user_id": "u-1", "email": "a@example.com", "name": "",
+			"phone": "+14155550100", "previous_phone": "+447700900123"},
+			PhoneVerified{UserID: "u-1", Email: "a@example.com", Phone: "+14155550100", PreviousPhone: "+447700900123"}},
 		{"refresh reused", SubjectRefreshReused, map[string]any{"user_id": "", "session_id": "", "ip": "i", "user_agent": "ua"},
 			RefreshReused{IP: "i", UserAgent: "ua"}},
 		{"logged out", SubjectLoggedOut, map[string]any{"user_id": "u-1", "session_ids": []string{"s-1", "s-2"}},
@@ -473,18 +505,24 @@ func TestPayloadsAsBefore(t *testing.T) {
 	}
 }
 
-// withoutSeal is the envelope's payload with its sealed token (random each time)
-// replaced by the token it opens to.
+// withoutSeal is the envelope's payload with its sealed token and code (random each
+// time) replaced by what they open to.
 func withoutSeal(t *testing.T, keys *keyring.Keyring, env Envelope) []byte {
 	t.Helper()
-	if tok, err := env.Token(keys); err == nil {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(env.Payload, &m); err != nil {
-			t.Fatal(err)
-		}
-		m[FieldTokenSealed], _ = json.Marshal("opens to " + tok)
-		b, _ := json.Marshal(m)
-		return b
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(env.Payload, &m); err != nil {
+		t.Fatal(err)
 	}
-	return env.Payload
+	opened := false
+	for field, open := range map[string]func(*keyring.Keyring) (string, error){FieldTokenSealed: env.Token, FieldCodeSealed: env.Code} {
+		if v, err := open(keys); err == nil {
+			m[field], _ = json.Marshal("opens to " + v)
+			opened = true
+		}
+	}
+	if !opened {
+		return env.Payload
+	}
+	b, _ := json.Marshal(m)
+	return b
 }

@@ -96,8 +96,8 @@ func TestDocsMatchCatalog(t *testing.T) {
 		user, actor := "", ""
 		for _, f := range fields {
 			switch f.key {
-			case FieldToken:
-				continue // documented as token_sealed
+			case FieldToken, FieldCode:
+				continue // documented as token_sealed and code_sealed
 			case FieldUserID:
 				user = "✓"
 				if f.optional {

@@ -17,6 +17,9 @@ const (
 	// FieldTokenSealed is the token as a Sealed value whose additional data is the
 	// event id.
 	FieldTokenSealed = "token_sealed"
+	// FieldCode is a raw one-time code, sealed as FieldCodeSealed like a token.
+	FieldCode       = "code"
+	FieldCodeSealed = "code_sealed"
 	// FieldUserID names the user the event is about; NewEnvelope copies it to UserID.
 	FieldUserID = "user_id"
 	// FieldActorID names who caused the event (an admin); copied to ActorID.
@@ -27,8 +30,9 @@ const (
 var ErrNoToken = errors.New("events: the event carries no token")
 
 // NewEnvelope builds the envelope of one event. payload must encode to a JSON object
-// (nil gives {}). Its "token" field, when present, is sealed with keys under the event
-// id and stored as "token_sealed", so the raw token is in no byte of the result; its
+// (nil gives {}). Its "token" and "code" fields, when present, are sealed with keys under
+// the event id and stored as "token_sealed" and "code_sealed", so the raw secret is in no
+// byte of the result; its
 // "user_id" and "actor_id" strings are copied to the envelope (and stay in the payload).
 func NewEnvelope(keys *keyring.Keyring, id, typ string, occurredAt time.Time, requestID string, payload any) (Envelope, error) {
 	env := Envelope{ID: id, Type: typ, OccurredAt: occurredAt.UTC(), RequestID: requestID}
@@ -45,22 +49,10 @@ func NewEnvelope(keys *keyring.Keyring, id, typ string, occurredAt time.Time, re
 			return Envelope{}, fmt.Errorf("events: the %s payload is not a JSON object", typ)
 		}
 	}
-	if tok, ok := fields[FieldToken]; ok {
-		var plain string
-		if err := json.Unmarshal(tok, &plain); err != nil || plain == "" {
-			return Envelope{}, fmt.Errorf("events: the %s token is not a non-empty string", typ)
-		}
-		if keys == nil {
-			return Envelope{}, fmt.Errorf("events: %s carries a token and there is no key to seal it", typ)
-		}
-		sealed, err := keys.Seal([]byte(plain), id)
-		if err != nil {
+	for _, f := range [...]struct{ plain, sealed string }{{FieldToken, FieldTokenSealed}, {FieldCode, FieldCodeSealed}} {
+		if err := sealField(keys, fields, id, typ, f.plain, f.sealed); err != nil {
 			return Envelope{}, err
 		}
-		if fields[FieldTokenSealed], err = json.Marshal(sealed); err != nil {
-			return Envelope{}, err
-		}
-		delete(fields, FieldToken)
 	}
 	env.UserID = stringField(fields, FieldUserID)
 	env.ActorID = stringField(fields, FieldActorID)
@@ -68,6 +60,31 @@ func NewEnvelope(keys *keyring.Keyring, id, typ string, occurredAt time.Time, re
 		return Envelope{}, err
 	}
 	return env, nil
+}
+
+// sealField replaces the secret field plain of fields, when present, by its Sealed
+// value under the event id, stored as sealed.
+func sealField(keys *keyring.Keyring, fields map[string]json.RawMessage, id, typ, plain, sealed string) error {
+	raw, ok := fields[plain]
+	if !ok {
+		return nil
+	}
+	var secret string
+	if err := json.Unmarshal(raw, &secret); err != nil || secret == "" {
+		return fmt.Errorf("events: the %s %s is not a non-empty string", typ, plain)
+	}
+	if keys == nil {
+		return fmt.Errorf("events: %s carries a %s and there is no key to seal it", typ, plain)
+	}
+	s, err := keys.Seal([]byte(secret), id)
+	if err != nil {
+		return err
+	}
+	if fields[sealed], err = json.Marshal(s); err != nil {
+		return err
+	}
+	delete(fields, plain)
+	return nil
 }
 
 func stringField(fields map[string]json.RawMessage, key string) string {
@@ -81,17 +98,27 @@ func stringField(fields map[string]json.RawMessage, key string) string {
 // Token opens the sealed token of the event's payload: the consumer's side of
 // NewEnvelope. It returns ErrNoToken when there is none and keyring.ErrUnknownKey when it was
 // sealed with a key that keys lacks.
-func (e Envelope) Token(keys *keyring.Keyring) (string, error) {
-	var p struct {
-		Sealed *keyring.Sealed `json:"token_sealed"`
-	}
+func (e Envelope) Token(keys *keyring.Keyring) (string, error) { return e.open(keys, FieldTokenSealed) }
+
+// Code opens the sealed one-time code of the payload, as Token does the token
+// (ErrNoToken when there is none).
+func (e Envelope) Code(keys *keyring.Keyring) (string, error) { return e.open(keys, FieldCodeSealed) }
+
+func (e Envelope) open(keys *keyring.Keyring, field string) (string, error) {
+	var p map[string]json.RawMessage
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		return "", fmt.Errorf("events: decode %s payload: %w", e.Type, err)
 	}
-	if p.Sealed == nil {
+	var sealed *keyring.Sealed
+	if raw, ok := p[field]; ok {
+		if err := json.Unmarshal(raw, &sealed); err != nil {
+			return "", fmt.Errorf("events: decode %s %s: %w", e.Type, field, err)
+		}
+	}
+	if sealed == nil {
 		return "", ErrNoToken
 	}
-	b, err := keys.Open(*p.Sealed, e.ID)
+	b, err := keys.Open(*sealed, e.ID)
 	if err != nil {
 		return "", err
 	}

@@ -61,6 +61,66 @@ func TestNewEnvelopeSealsTheToken(t *testing.T) {
 	}
 }
 
+func TestNewEnvelopeSealsTheCode(t *testing.T) {
+	keys, _ := testKeyring(t, "k1")
+	const code, tok = "482913", "dG9rZW4tb2YtdGhlLWxpbms"
+	env, err := NewEnvelope(keys, "0190-id", SubjectOTPRequested, time.Now(), "",
+		OTPRequested{UserID: "u1", Email: "a@example.com", Code: code, Token: tok, ExpiresAt: time.Now().Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, _ := json.Marshal(env)
+	if strings.Contains(string(wire), code) || strings.Contains(string(wire), tok) {
+		t.Fatalf("a raw secret is in the envelope: %s", wire)
+	}
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p["code"]; ok {
+		t.Fatalf("payload keeps a code field: %s", env.Payload)
+	}
+	var sealed keyring.Sealed
+	if err := json.Unmarshal(p["code_sealed"], &sealed); err != nil || sealed.KID != "k1" {
+		t.Fatalf("code_sealed = %s (%v)", p["code_sealed"], err)
+	}
+	var got Envelope
+	if err := json.Unmarshal(wire, &got); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := got.Code(keys); err != nil || c != code {
+		t.Fatalf("Code = %q, %v", c, err)
+	}
+	if tk, err := got.Token(keys); err != nil || tk != tok {
+		t.Fatalf("Token = %q, %v", tk, err)
+	}
+	// Each is bound to its event, and opens only under its own key.
+	moved := got
+	moved.ID = "another-id"
+	if _, err := moved.Code(keys); err == nil {
+		t.Fatal("a code moved to another event opened")
+	}
+	other, _ := testKeyring(t, "k2")
+	if _, err := got.Code(other); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("Code with a keyring lacking k1 = %v, want keyring.ErrUnknownKey", err)
+	}
+	// An SMS request carries the code alone.
+	sms, err := NewEnvelope(keys, "0190-id2", SubjectSMSCodeRequested, time.Now(), "",
+		SMSCodeRequested{UserID: "u1", Phone: "+14155550100", Purpose: SMSPurposeSignIn, Code: code, ExpiresAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sms.Payload), code) {
+		t.Fatalf("the raw code is in the SMS payload: %s", sms.Payload)
+	}
+	if c, err := sms.Code(keys); err != nil || c != code {
+		t.Fatalf("Code = %q, %v", c, err)
+	}
+	if _, err := sms.Token(keys); !errors.Is(err, ErrNoToken) {
+		t.Fatalf("Token of an SMS request = %v, want ErrNoToken", err)
+	}
+}
+
 func TestNewEnvelopeFields(t *testing.T) {
 	keys, _ := testKeyring(t, "k1")
 	at := time.Now()
@@ -86,6 +146,9 @@ func TestNewEnvelopeFields(t *testing.T) {
 		{name: "a number token", payload: map[string]any{"token": 5}, wantErr: true},
 		{name: "an empty token", payload: map[string]any{"token": ""}, wantErr: true},
 		{name: "a token and no keyring", payload: map[string]any{"token": "t"}, payloadJSON: "-", noKeysWantErr: true},
+		{name: "a number code", payload: map[string]any{"code": 123456}, wantErr: true},
+		{name: "an empty code", payload: map[string]any{"code": ""}, wantErr: true},
+		{name: "a code and no keyring", payload: map[string]any{"code": "123456"}, payloadJSON: "-", noKeysWantErr: true},
 		{name: "unencodable", payload: map[string]any{"c": make(chan int)}, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -121,6 +184,9 @@ func TestNewEnvelopeFields(t *testing.T) {
 	env, _ := NewEnvelope(keys, "id", "auth.test", at, "", map[string]any{"user_id": "u"})
 	if _, err := env.Token(keys); !errors.Is(err, ErrNoToken) {
 		t.Fatalf("Token of an event without one = %v, want ErrNoToken", err)
+	}
+	if _, err := env.Code(keys); !errors.Is(err, ErrNoToken) {
+		t.Fatalf("Code of an event without one = %v, want ErrNoToken", err)
 	}
 }
 

@@ -12,6 +12,8 @@ const (
 	SubjectVerificationRequested     = "auth.email.verification_requested"
 	SubjectPasswordResetRequested    = "auth.email.password_reset_requested"
 	SubjectRegisterExisting          = "auth.email.register_existing"
+	SubjectOTPRequested              = "auth.email.otp_requested"
+	SubjectSMSCodeRequested          = "auth.sms.code_requested"
 	SubjectRegistered                = "auth.user.registered"
 	SubjectEmailVerified             = "auth.user.email_verified"
 	SubjectPasswordChanged           = "auth.user.password_changed"
@@ -21,6 +23,7 @@ const (
 	SubjectMFADisabled               = "auth.user.mfa_disabled"
 	SubjectPasskeyAdded              = "auth.passkey.added"
 	SubjectPasskeyRemoved            = "auth.passkey.removed"
+	SubjectPhoneVerified             = "auth.user.phone_verified"
 	SubjectSignedIn                  = "auth.oauth.signed_in"
 	SubjectIdentityLinked            = "auth.oauth.identity_linked"
 	SubjectIdentityUnlinked          = "auth.oauth.identity_unlinked"
@@ -61,6 +64,37 @@ type PasswordResetRequested struct {
 	Token       string          `json:"token,omitempty"`
 	TokenSealed *keyring.Sealed `json:"token_sealed,omitempty"`
 	ExpiresAt   time.Time       `json:"expires_at"`
+}
+
+// OTPRequested asks for an email with a one-time sign-in code and a link that signs in
+// too (POST /v1/auth/otp with an address that has an account). NewEnvelope seals both.
+type OTPRequested struct {
+	UserID      string          `json:"user_id"`
+	Email       string          `json:"email"`
+	Name        string          `json:"name"`
+	Code        string          `json:"code,omitempty"`
+	CodeSealed  *keyring.Sealed `json:"code_sealed,omitempty"`
+	Token       string          `json:"token,omitempty"`
+	TokenSealed *keyring.Sealed `json:"token_sealed,omitempty"`
+	ExpiresAt   time.Time       `json:"expires_at"`
+}
+
+// The purposes of an SMS code (SMSCodeRequested.Purpose).
+const (
+	SMSPurposePhoneVerification = "phone_verification"
+	SMSPurposeSignIn            = "sign_in"
+)
+
+// SMSCodeRequested asks for an SMS with a 6-digit code to Phone (E.164): to prove a
+// number being added to an account, or to sign in with a verified one. NewEnvelope
+// seals the code; the token-worker's SMS reader sends it once.
+type SMSCodeRequested struct {
+	UserID     string          `json:"user_id"`
+	Phone      string          `json:"phone"`
+	Purpose    string          `json:"purpose"`
+	Code       string          `json:"code,omitempty"`
+	CodeSealed *keyring.Sealed `json:"code_sealed,omitempty"`
+	ExpiresAt  time.Time       `json:"expires_at"`
 }
 
 // RegisterExisting asks for a notice to an address's owner that someone tried to
@@ -146,6 +180,16 @@ type PasskeyRemoved struct {
 	Name        string `json:"name"`
 	PasskeyID   string `json:"passkey_id"`
 	PasskeyName string `json:"passkey_name"`
+}
+
+// PhoneVerified: a phone number was proven and set on the account, replacing any
+// earlier one (a notice email to the account's address).
+type PhoneVerified struct {
+	UserID        string `json:"user_id"`
+	Email         string `json:"email"`
+	Name          string `json:"name"`
+	Phone         string `json:"phone"`
+	PreviousPhone string `json:"previous_phone,omitempty"`
 }
 
 // Client is where a request came from, for the events that record it.

@@ -24,8 +24,12 @@ type EmailKind string
 
 // The kinds of email request.
 const (
-	EmailForgot EmailKind = "forgot" // a password-reset link, for an account that is not disabled
-	EmailResend EmailKind = "resend" // a new verification link, for an unverified account
+	EmailForgot EmailKind = "forgot"    // a password-reset link, for an account that is not disabled
+	EmailResend EmailKind = "resend"    // a new verification link, for an unverified account
+	EmailOTP    EmailKind = "otp_email" // a sign-in code and link (RequestOTP)
+	// SMSOTP is an SMS sign-in code; its Email is the E.164 number, its owner the
+	// account that verified it.
+	SMSOTP EmailKind = "otp_sms"
 )
 
 // EmailRequest is an accepted forgot-password or resend request.
@@ -46,6 +50,10 @@ type EmailRequest struct {
 type LinkEmail struct {
 	Token OneTimeToken
 	Event Event
+	// NewUser, when not nil, is an account the token's owner is created as first
+	// (OTP_SIGNUP), and More the events of that creation.
+	NewUser *User
+	More    []Event
 }
 
 // EmailRequestHandler decides what an accepted request sends: owner is the account of
@@ -104,6 +112,12 @@ func (s *Service) requestEmail(ctx context.Context, limit string, kind EmailKind
 	if err != nil {
 		return nil
 	}
+	return s.queueRequest(ctx, kind, email, c)
+}
+
+// queueRequest stores a request for addr (a normalised address, or a number for
+// SMSOTP) with one INSERT and wakes this replica's processor.
+func (s *Service) queueRequest(ctx context.Context, kind EmailKind, email string, c Client) error {
 	if s.requests == nil {
 		return errNoEmailRequests
 	}
@@ -143,6 +157,9 @@ func (s *Service) ProcessEmailRequest(ctx context.Context, id string) (r EmailRe
 }
 
 func (s *Service) linkEmail(ctx context.Context, r EmailRequest, u *User) (*LinkEmail, EmailOutcome, error) {
+	if r.Kind == EmailOTP || r.Kind == SMSOTP {
+		return s.otpMessage(ctx, r, u)
+	}
 	if u == nil {
 		return nil, EmailNoAccount, nil
 	}

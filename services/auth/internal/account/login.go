@@ -43,7 +43,7 @@ func (s *Service) Login(ctx context.Context, rawEmail, pw string, c Client) (Tok
 		return TokenPair{}, err
 	}
 	if u.MFAEnabled {
-		return s.startMFA(ctx, u, c)
+		return s.startMFA(ctx, u, []string{"pwd"}, c)
 	}
 	pair, err := s.core.Open(ctx, u, []string{"pwd"}, c)
 	if err != nil {

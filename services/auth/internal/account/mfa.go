@@ -103,13 +103,14 @@ func (s *Service) mfaReady() error {
 	return nil
 }
 
-// startMFA answers a right password for an account with MFA on: the core's pending
-// challenge (accounts.Sessions.SignIn), redeemed by LoginMFA.
-func (s *Service) startMFA(ctx context.Context, u User, c Client) (TokenPair, error) {
+// startMFA answers a right first factor (amr: a password, a one-time code) for an
+// account with MFA on: the core's pending challenge (accounts.Sessions.SignIn), redeemed
+// by LoginMFA.
+func (s *Service) startMFA(ctx context.Context, u User, amr []string, c Client) (TokenPair, error) {
 	if err := s.mfaReady(); err != nil {
 		return TokenPair{}, err
 	}
-	pair, err := s.core.SignIn(ctx, u, []string{"pwd"}, c)
+	pair, err := s.core.SignIn(ctx, u, amr, c)
 	if err == nil && pair.MFARequired {
 		pair.MFAFactors = s.mfaFactors(ctx, u)
 	}
@@ -168,7 +169,7 @@ func (s *Service) secondFactor(ctx context.Context, mfaToken string, c Client, f
 	if err := s.limits.LoginSucceeded(ctx, u.Email, c.IP); err != nil {
 		return TokenPair{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	amr := append(ch.FirstFactor(), factor)
+	amr := withFactor(ch.FirstFactor(), factor)
 	pair, err := s.core.Open(ctx, u, amr, c)
 	if err != nil {
 		return TokenPair{}, err

@@ -20,6 +20,9 @@ type Purpose = accounts.Purpose
 const (
 	PurposeEmailVerification = accounts.PurposeEmailVerification
 	PurposePasswordReset     = accounts.PurposePasswordReset
+	PurposeOTPEmail          = accounts.PurposeOTPEmail
+	PurposeOTPSMS            = accounts.PurposeOTPSMS
+	PurposePhoneVerification = accounts.PurposePhoneVerification
 )
 
 // OneTimeToken is a verification or reset token as stored: its hash, never the token.

@@ -17,6 +17,7 @@ import (
 	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/services/auth/internal/passkey"
+	"github.com/talentforge/auth/services/auth/internal/phone"
 )
 
 // Users is what the use cases need from the account store.
@@ -107,6 +108,9 @@ type Config struct {
 	// ReauthMaxAge (REAUTH_MAX_AGE, 5m): how long after signing in a session may
 	// change credentials without the current password in the request.
 	ReauthMaxAge time.Duration
+	// OTPSignup (OTP_SIGNUP): an emailed sign-in code asked for an address without an
+	// account creates the account (unverified until the code is used).
+	OTPSignup bool
 }
 
 // Service implements the use cases.
@@ -130,6 +134,10 @@ type Service struct {
 	passkeys PasskeyStore
 	rp       *passkey.RP
 	flows    PasskeyFlows
+	// codes are the one-time codes; phones reads numbers, nil without an SMS provider
+	// (WithCodes).
+	codes  CodeStore
+	phones *phone.Policy
 }
 
 // Option configures a Service.

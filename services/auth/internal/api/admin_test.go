@@ -106,7 +106,7 @@ func admStart(t testing.TB, extra map[string]string) (*apitest.Env, apitest.Pair
 }
 
 // admUserView is the public user with every key the contract names.
-var admUserKeys = []string{"created_at", "email", "email_verified", "id", "mfa_enabled", "name", "roles"}
+var admUserKeys = []string{"created_at", "email", "email_verified", "id", "mfa_enabled", "name", "phone", "phone_verified", "roles"}
 
 func admCheckUserShape(t testing.TB, raw []byte) apitest.User {
 	t.Helper()

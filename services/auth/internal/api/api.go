@@ -71,6 +71,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/v1/auth/refresh", h.refresh)
 	e.POST("/v1/auth/logout", h.logout, auth)
 	e.POST("/v1/auth/passkey/finish", h.finishPasskeyLogin)
+	e.POST("/v1/auth/otp/verify", h.verifyOTP)
 	h.registerV2(e)
 }
 
@@ -95,6 +96,7 @@ func (h *Handler) registerShared(e *echo.Echo, v string) {
 	e.POST(v+"/users/me/mfa/totp/confirm", h.confirmTOTP, auth)
 	e.DELETE(v+"/users/me/mfa/totp", h.disableTOTP, auth)
 	h.registerPasskeys(e, v)
+	h.registerOTP(e, v)
 
 	// A live session whose live roles hold admin.
 	adm := []echo.MiddlewareFunc{auth, requireRole(admin.RoleAdmin)}

@@ -48,6 +48,7 @@ const (
 	resultInvalidCredentials = "invalid_credentials"
 	resultInvalidMFACode     = "invalid_mfa_code"
 	resultInvalidPasskey     = "invalid_passkey"
+	resultInvalidCode        = "invalid_code"
 	resultEmailNotVerified   = "email_not_verified"
 	resultAccountDisabled    = "account_disabled"
 	resultInvalidRefresh     = "invalid_refresh_token"
@@ -65,13 +66,13 @@ const (
 
 var (
 	loginResults = []string{resultSuccess, resultMFARequired, resultInvalidCredentials, resultInvalidMFACode,
-		resultInvalidPasskey, resultEmailNotVerified, resultAccountDisabled, resultThrottled, resultOverloaded, resultUnavailable,
+		resultInvalidPasskey, resultInvalidCode, resultEmailNotVerified, resultAccountDisabled, resultThrottled, resultOverloaded, resultUnavailable,
 		resultInvalidRequest, resultError}
 	refreshResults = []string{resultSuccess, resultInvalidRefresh, resultRefreshReused, resultThrottled,
 		resultUnavailable, resultInvalidRequest, resultError}
 	throttlePurposes = []string{purposeGlobal, purposeLoginThrottle, account.LimitLogin, account.LimitMFA,
 		account.LimitRegister, account.LimitForgot, account.LimitResend, account.LimitRefresh,
-		account.LimitEmailVerify, purposeOther}
+		account.LimitEmailVerify, account.LimitOTP, purposeOther}
 )
 
 // NewMetrics builds the counters and registers them on reg (nil: counted, not exported).
@@ -118,6 +119,8 @@ func (m *Metrics) login(err error, mfaRequired bool) {
 		m.logins[resultInvalidMFACode].Inc()
 	case errors.Is(err, account.ErrInvalidPasskey):
 		m.logins[resultInvalidPasskey].Inc()
+	case errors.Is(err, account.ErrInvalidCode):
+		m.logins[resultInvalidCode].Inc()
 	case errors.Is(err, account.ErrEmailNotVerified):
 		m.logins[resultEmailNotVerified].Inc()
 	case errors.Is(err, account.ErrAccountDisabled):
@@ -194,6 +197,13 @@ func throttlePurpose(route string, e *account.RateLimitedError) string {
 		return account.LimitRefresh
 	case "/auth/email/verify":
 		return account.LimitEmailVerify
+	case "/auth/otp", "/users/me/phone":
+		return account.LimitOTP
+	case "/auth/otp/verify":
+		if e.Limit < 0 {
+			return purposeLoginThrottle
+		}
+		return account.LimitLogin
 	}
 	return purposeOther
 }

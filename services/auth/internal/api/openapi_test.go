@@ -23,6 +23,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 
+	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/softauthn"
 	"github.com/talentforge/auth/services/auth/apidoc"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
@@ -112,7 +113,7 @@ func (tr *oaTraffic) RoundTrip(req *http.Request) (*http.Response, error) {
 	ok, verrs := tr.v.ValidateHttpRequestSync(withBody())
 	switch {
 	case invalid && ok:
-		tr.fail("%s: request marked invalid passed the description", name)
+		tr.fail("%s: request marked invalid passed the description: %s", name, oaTrim(body))
 	case !invalid && !ok:
 		tr.fail("%s: request:\n%s", name, oaFormat(verrs))
 	}
@@ -378,7 +379,7 @@ func TestOpenAPIServedCoversEveryRoute(t *testing.T) {
 func TestOpenAPIValidatesTraffic(t *testing.T) {
 	t.Parallel()
 	adminEmail := apitest.Email("oa-admin")
-	e, tr := oaStart(t, map[string]string{"ADMIN_EMAILS": adminEmail, "REFRESH_REUSE_GRACE": "1ms"})
+	e, tr := oaStart(t, map[string]string{"ADMIN_EMAILS": adminEmail, "REFRESH_REUSE_GRACE": "1ms", "SMS_PROVIDER": "twilio"})
 
 	// Meta.
 	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", "/.well-known/openid-configuration", "/openapi.json"} {
@@ -390,6 +391,7 @@ func TestOpenAPIValidatesTraffic(t *testing.T) {
 		oaAccountFlows(c)
 		oaMFAFlows(c)
 		oaPasskeyFlows(c)
+		oaOTPFlows(c)
 		oaAdminFlows(c, adminEmail)
 	}
 
@@ -755,6 +757,134 @@ func oaPasskeyFlows(c oaClient) {
 	oaExpect(t, finishLogin(map[string]any{"flow_id": cer.FlowID, "credential": gone}), http.StatusUnauthorized, "invalid_passkey")
 }
 
+// oaOTPFlows drives every one-time code route: an emailed code and link, SMS sign-in,
+// the phone number proven by its SMS code, their refusals, and the MFA challenge a code
+// sign-in answers for an account with TOTP on. The codes are read from the outbox;
+// numbers are random, since their SMS budgets live in the shared Redis.
+func oaOTPFlows(c oaClient) {
+	t, e := c.t, c.e
+	t.Helper()
+	email := apitest.Email("oa-otp")
+	c.register(email)
+	verify := func(body map[string]string) *apitest.Response {
+		t.Helper()
+		return e.Request(http.MethodPost, c.ver+"/auth/otp/verify", body, c.tokenHeader("", ""))
+	}
+	ask := func(body map[string]string) {
+		t.Helper()
+		oaExpect(t, c.do(http.MethodPost, "/auth/otp", body, ""), http.StatusAccepted, "")
+	}
+	expectAMR := func(p oaPair, want ...string) {
+		t.Helper()
+		if amr := mfaAMR(t, p.Access); !slices.Equal(amr, want) {
+			t.Fatalf("amr %v, want %v", amr, want)
+		}
+	}
+
+	// An emailed code: a wrong one, on v2 the CSRF guard, the right one once.
+	ask(map[string]string{"email": email})
+	code := e.OutboxCode(email, events.SubjectOTPRequested)
+	oaExpect(t, verify(map[string]string{"email": email, "code": wrongCode(code)}), http.StatusUnauthorized, "invalid_code")
+	if c.v2() {
+		oaExpect(t, c.do(http.MethodPost, "/auth/otp/verify", map[string]string{"email": email, "code": code}, ""), http.StatusForbidden, "csrf_failed")
+	}
+	p := c.pair(verify(map[string]string{"email": email, "code": code}))
+	expectAMR(p, "otp")
+	oaExpect(t, verify(map[string]string{"email": email, "code": code}), http.StatusUnauthorized, "invalid_code")
+
+	// The emailed link, once.
+	ask(map[string]string{"email": email})
+	link := e.OutboxToken(email, events.SubjectOTPRequested)
+	expectAMR(c.pair(verify(map[string]string{"token": link})), "otp")
+	oaExpect(t, verify(map[string]string{"token": link}), http.StatusUnauthorized, "invalid_code")
+
+	// Unknown addresses: the same 202, the same 401. Malformed requests: 400.
+	ask(map[string]string{"email": apitest.Email("oa-otp-unknown")})
+	oaExpect(t, verify(map[string]string{"email": apitest.Email("oa-otp-unknown"), "code": code}), http.StatusUnauthorized, "invalid_code")
+	oaExpect(t, c.invalid(http.MethodPost, "/auth/otp", map[string]string{}, nil), http.StatusBadRequest, "invalid_request")
+	oaExpect(t, c.invalid(http.MethodPost, "/auth/otp", map[string]string{"email": email, "phone": randomPhone(t)}, nil), http.StatusBadRequest, "invalid_request")
+	oaExpect(t, c.do(http.MethodPost, "/auth/otp", map[string]string{"phone": "hello"}, ""), http.StatusBadRequest, "invalid_phone")
+	for _, body := range []map[string]string{{}, {"email": email}, {"code": code}, {"email": email, "code": code, "token": link},
+		{"token": link, "code": code}, {"email": email, "phone": randomPhone(t), "code": code}} {
+		oaExpect(t, c.invalid(http.MethodPost, "/auth/otp/verify", body, c.tokenHeader("", "")), http.StatusBadRequest, "invalid_request")
+	}
+
+	// The phone: no token, malformed requests, a bad number, a wrong current password,
+	// a wrong code, then the right one.
+	p = c.login(email)
+	number := randomPhone(t)
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/phone", map[string]string{"phone": number}, nil), http.StatusUnauthorized, "unauthorized")
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/phone", map[string]string{}, oaHeader(p.Access)), http.StatusBadRequest, "invalid_request")
+	oaExpect(t, c.do(http.MethodPost, "/users/me/phone", map[string]string{"phone": "hello"}, p.Access), http.StatusBadRequest, "invalid_phone")
+	oaExpect(t, c.do(http.MethodPost, "/users/me/phone", map[string]string{"phone": number, "current_password": "wrong password here"}, p.Access),
+		http.StatusUnauthorized, "invalid_credentials")
+	oaExpect(t, c.do(http.MethodPost, "/users/me/phone/verify", map[string]string{"code": "123456"}, p.Access), http.StatusBadRequest, "invalid_code")
+	oaExpect(t, c.do(http.MethodPost, "/users/me/phone", map[string]string{"phone": number}, p.Access), http.StatusAccepted, "")
+	_, code, ok := e.OutboxSMS(number)
+	if !ok {
+		t.Fatalf("no SMS to %s", number)
+	}
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/phone/verify", map[string]string{}, oaHeader(p.Access)), http.StatusBadRequest, "invalid_request")
+	oaExpect(t, c.invalid(http.MethodPost, "/users/me/phone/verify", map[string]string{"code": code}, nil), http.StatusUnauthorized, "unauthorized")
+	oaExpect(t, c.do(http.MethodPost, "/users/me/phone/verify", map[string]string{"code": wrongCode(code)}, p.Access), http.StatusBadRequest, "invalid_code")
+	r := c.do(http.MethodPost, "/users/me/phone/verify", map[string]string{"code": code}, p.Access)
+	oaExpect(t, r, http.StatusOK, "")
+	var u apitest.User
+	r.JSON(t, &u)
+	if u.Phone == nil || *u.Phone != number || !u.PhoneVerified {
+		t.Fatalf("after phone/verify: %s", r.Body)
+	}
+	oaExpect(t, c.do(http.MethodGet, "/users/me", nil, p.Access), http.StatusOK, "")
+
+	// SMS sign-in: a wrong code, the right one once; an unknown number gets the same 202.
+	ask(map[string]string{"phone": number})
+	_, code, ok = e.OutboxSMS(number)
+	if !ok {
+		t.Fatalf("no sign-in SMS to %s", number)
+	}
+	oaExpect(t, verify(map[string]string{"phone": number, "code": wrongCode(code)}), http.StatusUnauthorized, "invalid_code")
+	sms := c.pair(verify(map[string]string{"phone": number, "code": code}))
+	expectAMR(sms, "sms")
+	if sms.User.Phone == nil || *sms.User.Phone != number {
+		t.Fatalf("SMS sign-in user %+v", sms.User)
+	}
+	oaExpect(t, verify(map[string]string{"phone": number, "code": code}), http.StatusUnauthorized, "invalid_code")
+	ask(map[string]string{"phone": randomPhone(t)})
+
+	// Another account's number: the SMS goes, its code is refused with 409.
+	otherEmail := apitest.Email("oa-otp-other")
+	c.register(otherEmail)
+	other := c.login(otherEmail)
+	oaExpect(t, c.do(http.MethodPost, "/users/me/phone", map[string]string{"phone": number, "current_password": apitest.Password}, other.Access),
+		http.StatusAccepted, "")
+	_, code, _ = e.OutboxSMS(number)
+	oaExpect(t, c.do(http.MethodPost, "/users/me/phone/verify", map[string]string{"code": code}, other.Access), http.StatusConflict, "phone_taken")
+
+	// With TOTP on, a code sign-in answers the MFA challenge (no tokens, no cookie),
+	// finished at login/mfa.
+	r = c.do(http.MethodPost, "/users/me/mfa/totp", nil, p.Access)
+	oaExpect(t, r, http.StatusOK, "")
+	var en struct {
+		Secret string `json:"secret"`
+	}
+	r.JSON(t, &en)
+	clock := &oaTOTP{secret: en.Secret}
+	oaExpect(t, c.do(http.MethodPost, "/users/me/mfa/totp/confirm", map[string]string{"code": clock.next(t)}, p.Access), http.StatusOK, "")
+	ask(map[string]string{"email": email})
+	r = verify(map[string]string{"email": email, "code": e.OutboxCode(email, events.SubjectOTPRequested)})
+	oaExpect(t, r, http.StatusOK, "")
+	var ch struct {
+		MFAToken    string `json:"mfa_token"`
+		AccessToken string `json:"access_token"`
+	}
+	r.JSON(t, &ch)
+	if ch.MFAToken == "" || ch.AccessToken != "" || r.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("code sign-in with MFA on answered %s (Set-Cookie %q)", r.Body, r.Header.Get("Set-Cookie"))
+	}
+	r = e.Request(http.MethodPost, c.ver+"/auth/login/mfa", map[string]string{"mfa_token": ch.MFAToken, "code": clock.next(t)}, c.tokenHeader("", ""))
+	expectAMR(c.pair(r), "otp", "mfa")
+}
+
 func oaAdminFlows(c oaClient, adminEmail string) {
 	t, e := c.t, c.e
 	t.Helper()
@@ -818,6 +948,25 @@ func oaAdminFlows(c oaClient, adminEmail string) {
 	oaExpect(t, c.do(http.MethodDelete, "/admin/roles/admin", nil, a.Access), http.StatusConflict, "role_protected")
 	oaExpect(t, c.do(http.MethodDelete, "/admin/roles/"+role, nil, up.Access), http.StatusForbidden, "forbidden")
 	_ = e
+}
+
+// TestOpenAPIPhoneOff validates 404 feature_disabled of the phone routes and SMS codes,
+// the answers without an SMS provider (SMS_PROVIDER=none).
+func TestOpenAPIPhoneOff(t *testing.T) {
+	t.Parallel()
+	e, _ := oaStart(t, nil)
+	for _, ver := range []string{"/v1", "/v2"} {
+		c := oaClient{t: t, e: e, ver: ver}
+		email := apitest.Email("oa-nophone")
+		c.register(email)
+		p := c.login(email)
+		number := randomPhone(t)
+		oaExpect(t, c.do(http.MethodPost, "/users/me/phone", map[string]string{"phone": number}, p.Access), http.StatusNotFound, "feature_disabled")
+		oaExpect(t, c.do(http.MethodPost, "/users/me/phone/verify", map[string]string{"code": "123456"}, p.Access), http.StatusNotFound, "feature_disabled")
+		oaExpect(t, c.do(http.MethodPost, "/auth/otp", map[string]string{"phone": number}, ""), http.StatusNotFound, "feature_disabled")
+		oaExpect(t, e.Request(http.MethodPost, ver+"/auth/otp/verify", map[string]string{"phone": number, "code": "123456"}, c.tokenHeader("", "")),
+			http.StatusNotFound, "feature_disabled")
+	}
 }
 
 // TestOpenAPIRateLimited validates the 429 answers (Retry-After, RateLimit-*) of v1 and v2.

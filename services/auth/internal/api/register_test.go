@@ -210,7 +210,7 @@ func flowKeys(t testing.TB, raw []byte) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-var flowUserKeys = []string{"created_at", "email", "email_verified", "id", "mfa_enabled", "name", "roles"}
+var flowUserKeys = []string{"created_at", "email", "email_verified", "id", "mfa_enabled", "name", "phone", "phone_verified", "roles"}
 
 // flowCheckUserShape asserts the contract's user representation and nothing more.
 func flowCheckUserShape(t testing.TB, raw []byte) {

@@ -25,7 +25,7 @@ import (
 //     refresh and logout read it from there, and the three routes that use the cookie
 //     pass a CSRF guard first.
 //
-// Only login, login/mfa, passkey/finish, refresh and logout have v2 adapters; every other route is one
+// Only login, login/mfa, passkey/finish, otp/verify, refresh and logout have v2 adapters; every other route is one
 // handler registered under both prefixes (registerShared).
 
 // The refresh cookie. API.md scopes it to /v2/auth so that it is sent to the three token
@@ -56,6 +56,7 @@ func (h *Handler) registerV2(e *echo.Echo) {
 	e.POST("/v2/auth/login", h.loginV2, csrf)
 	e.POST("/v2/auth/login/mfa", h.loginMFAV2, csrf)
 	e.POST("/v2/auth/passkey/finish", h.finishPasskeyLoginV2, csrf)
+	e.POST("/v2/auth/otp/verify", h.verifyOTPV2, csrf)
 	e.POST("/v2/auth/refresh", h.refreshV2, csrf)
 	e.POST("/v2/auth/logout", h.logoutV2, csrf, auth)
 }

@@ -189,7 +189,8 @@ func (e *Env) Request(method, path string, body any, header http.Header) *Respon
 	// Forgot-password and resend answer before their email is decided; a test reads
 	// the outcome (an outbox event, or none) as the old synchronous answer left it.
 	if res.StatusCode == http.StatusAccepted && e.emails &&
-		(strings.HasSuffix(path, "/auth/password/forgot") || strings.HasSuffix(path, "/auth/email/resend")) {
+		(strings.HasSuffix(path, "/auth/password/forgot") || strings.HasSuffix(path, "/auth/email/resend") ||
+			strings.HasSuffix(path, "/auth/otp")) {
 		e.WaitEmailRequests()
 	}
 	return &Response{Status: res.StatusCode, Header: res.Header, Body: out}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/talentforge/auth/pkg/events"
+	"github.com/talentforge/auth/pkg/postgres"
 )
 
 // Email returns an address no other test uses.
@@ -38,6 +39,8 @@ type User struct {
 	EmailVerified bool     `json:"email_verified"`
 	Roles         []string `json:"roles"`
 	MFAEnabled    bool     `json:"mfa_enabled"`
+	Phone         *string  `json:"phone"`
+	PhoneVerified bool     `json:"phone_verified"`
 	CreatedAt     string   `json:"created_at"`
 }
 
@@ -52,6 +55,39 @@ func (e *Env) OutboxToken(email, subject string) string {
 		e.T.Fatalf("outbox event %s for %s has no token: %v", subject, email, err)
 	}
 	return tok
+}
+
+// OutboxCode returns the one-time code of the newest outbox event of subject for email,
+// opened as OutboxToken opens a token.
+func (e *Env) OutboxCode(email, subject string) string {
+	e.T.Helper()
+	code, err := e.OutboxEnvelope(email, subject).Code(e.App.EventKeys)
+	if err != nil || code == "" {
+		e.T.Fatalf("outbox event %s for %s has no code: %v", subject, email, err)
+	}
+	return code
+}
+
+// OutboxSMS returns the newest SMS event (auth.sms.code_requested) to phone and its
+// opened code; ok is false when there is none.
+func (e *Env) OutboxSMS(phone string) (env events.Envelope, code string, ok bool) {
+	e.T.Helper()
+	var raw []byte
+	err := e.App.DB.NewRaw(`SELECT payload FROM outbox WHERE subject = ? AND payload->'payload'->>'phone' = ?
+		ORDER BY id DESC LIMIT 1`, events.SubjectSMSCodeRequested, phone).Scan(context.Background(), &raw)
+	if postgres.IsNoRows(err) {
+		return events.Envelope{}, "", false
+	}
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		e.T.Fatal(err)
+	}
+	if code, err = env.Code(e.App.EventKeys); err != nil {
+		e.T.Fatalf("SMS event to %s: %v", phone, err)
+	}
+	return env, code, true
 }
 
 // OutboxEnvelope returns the newest outbox event of subject for email (the payload's

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/api"
 	"github.com/talentforge/auth/services/auth/internal/emailqueue"
 	"github.com/talentforge/auth/services/auth/internal/passkey"
+	"github.com/talentforge/auth/services/auth/internal/phone"
 	"github.com/talentforge/auth/services/auth/internal/store"
 )
 
@@ -66,6 +68,21 @@ func passkeys(cfg *config.Config, log *zap.Logger, users *store.Users, a *App) (
 		return nil, err
 	}
 	return account.WithPasskeys(store.NewPasskeys(users), rp, passkey.NewFlows(a.Redis)), nil
+}
+
+// smsPolicy reads phone numbers with SMS_DEFAULT_REGION and SMS_ALLOWED_COUNTRIES, or,
+// with SMS_PROVIDER=none, is nil: no SMS can be sent, so the phone routes and SMS
+// sign-in answer 404 feature_disabled.
+func smsPolicy(cfg *config.Config, log *zap.Logger) (*phone.Policy, error) {
+	if cfg.SMSProvider == "none" {
+		log.Info("phone numbers and SMS codes are off: SMS_PROVIDER is none")
+		return nil, nil
+	}
+	p, err := phone.NewPolicy(cfg.SMSDefaultRegion, cfg.SMSAllowedCountries)
+	if err != nil {
+		return nil, fmt.Errorf("SMS_DEFAULT_REGION or SMS_ALLOWED_COUNTRIES: %w", err)
+	}
+	return &p, nil
 }
 
 // App is the composed service.
@@ -159,7 +176,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		account.LimitGlobal: rl.Global, account.LimitLogin: rl.Login, account.LimitRegister: rl.Register,
 		account.LimitForgot: rl.Forgot, account.LimitResend: rl.Resend, account.LimitRefresh: rl.Refresh,
 		account.LimitEmailVerify: rl.EmailVerify, account.LimitMFA: rl.MFA, account.LimitEmails: rl.EmailsPerAddress,
-		account.LimitVerifyInvalid: rl.Global,
+		account.LimitVerifyInvalid: rl.Global, account.LimitOTP: rl.OTP, account.LimitSMS: rl.SMSPerNumber,
 	}, cfg.LoginThrottle, cfg.RateLimitEnabled)
 	// Forgot-password and resend answer once the request is stored; this processor
 	// sends what it asks for (every replica runs one; see emailqueue).
@@ -175,6 +192,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	phones, err := smsPolicy(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	svc := account.NewService(
 		users, core, guard,
 		// A full queue sheds logins after PASSWORD_HASH_QUEUE_TIMEOUT (503 overloaded)
@@ -187,11 +208,13 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 				MinStrength: cfg.PasswordMinStrength},
 			Breaches:     breaches,
 			ReauthMaxAge: cfg.ReauthMaxAge,
+			OTPSignup:    cfg.OTPSignup,
 		},
 		account.WithLogger(log),
 		account.WithMFA(a.MFA, store.NewMFAChallenges(a.Redis)),
 		account.WithEmailRequests(store.NewEmailRequests(users), a.Emails.Wake),
 		withPasskeys,
+		account.WithCodes(store.NewCodes(users), phones),
 	)
 	a.Accounts = svc
 	if !o.noEmails {

@@ -134,7 +134,11 @@ func (q *EmailRequests) ProcessEmailRequest(ctx context.Context, id string, hand
 		}
 		r.Email = string(email)
 		var owner *account.User
-		switch u, err := q.users.One(ctx, tx, "u.email = ?", r.Email); {
+		by := "u.email = ?"
+		if r.Kind == account.SMSOTP {
+			by = "u.phone = ?" // the request's "address" is a number
+		}
+		switch u, err := q.users.One(ctx, tx, by, r.Email); {
 		case err == nil:
 			owner = &u
 		case !errors.Is(err, account.ErrNotFound):
@@ -147,7 +151,15 @@ func (q *EmailRequests) ProcessEmailRequest(ctx context.Context, id string, hand
 		if mail != nil {
 			// The event joins the trace of the request that asked for it.
 			tctx := events.Envelope{Traceparent: row.Traceparent, Tracestate: row.Tracestate}.TraceContext(ctx)
+			if mail.NewUser != nil {
+				if _, err := q.users.Insert(ctx, tx, *mail.NewUser); err != nil {
+					return err
+				}
+			}
 			if err := q.users.issueToken(tctx, tx, mail.Token, row.RequestID, mail.Event); err != nil {
+				return err
+			}
+			if err := q.users.enqueueFor(tctx, tx, row.RequestID, mail.More...); err != nil {
 				return err
 			}
 		}

@@ -26,29 +26,35 @@ import (
 	"github.com/talentforge/auth/services/token-worker/internal/mailer"
 	"github.com/talentforge/auth/services/token-worker/internal/notify"
 	"github.com/talentforge/auth/services/token-worker/internal/sentmail"
+	"github.com/talentforge/auth/services/token-worker/internal/sms"
 )
 
 // Durable consumer names on the events stream.
 const (
 	EmailConsumer = "token-worker-email"
 	AuditConsumer = "token-worker-audit"
+	SMSConsumer   = "token-worker-sms"
 )
 
 // App is the composed worker.
 type App struct {
 	// Platform is the worker's Metrics, PostgreSQL, NATS and JetStream (JS).
 	*platform.Platform
-	Server     *httpx.Server
-	Mailer     *mailer.Mailer
-	Email      *consumer.Consumer
-	Audit      *consumer.Consumer
-	Partitions *audit.Partitions
-	Cleaner    *cleanup.Cleaner
-	log        *zap.Logger
+	Server *httpx.Server
+	Mailer *mailer.Mailer
+	Email  *consumer.Consumer
+	Audit  *consumer.Consumer
+	// SMSProvider is SMS_PROVIDER's provider behind its breaker; SMS its consumer.
+	SMSProvider *sms.Breaker
+	SMS         *consumer.Consumer
+	Partitions  *audit.Partitions
+	Cleaner     *cleanup.Cleaner
+	log         *zap.Logger
 }
 
 type options struct {
 	emailOpts  []consumer.Option
+	smsOpts    []consumer.Option
 	mailerOpts []mailer.Option
 	fetchWait  time.Duration
 }
@@ -59,6 +65,11 @@ type Option func(*options)
 // WithEmailConsumerOptions adds options to the email consumer (tests: a before-ack hook).
 func WithEmailConsumerOptions(opts ...consumer.Option) Option {
 	return func(o *options) { o.emailOpts = append(o.emailOpts, opts...) }
+}
+
+// WithSMSConsumerOptions adds options to the SMS consumer (tests: a before-ack hook).
+func WithSMSConsumerOptions(opts ...consumer.Option) Option {
+	return func(o *options) { o.smsOpts = append(o.smsOpts, opts...) }
 }
 
 // WithMailerOptions adds options to the mailer (tests: a TLS config).
@@ -78,6 +89,12 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// Before any connection: a worker that could not send an SMS stops at once, with one
+	// line naming the variable.
+	provider, err := smsProvider(cfg, s)
+	if err != nil {
+		return nil, err
+	}
 	a := &App{log: log}
 	defer func() {
 		if err != nil {
@@ -87,7 +104,7 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 	// No context: nothing of the worker's platform runs in the background (no relay, no
 	// signing keys); Serve runs the consumers.
 	if a.Platform, err = platform.Open(context.Background(), cfg, log, "token-worker",
-		platform.WithDB(postgres.Options{MaxOpenConns: 2*(s.EmailConcurrency+s.AuditConcurrency) + 4, StatementTimeout: 10 * time.Second}),
+		platform.WithDB(postgres.Options{MaxOpenConns: 2*(s.EmailConcurrency+s.AuditConcurrency+s.SMSConcurrency) + 4, StatementTimeout: 10 * time.Second}),
 		platform.WithNATS(),
 	); err != nil {
 		return nil, err
@@ -108,6 +125,10 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 	emails := notify.New(sentmail.New(a.DB, s.AckWait), a.Mailer, keys, cfg.AppURL,
 		notify.WithCap(s.EmailsPerAddressPerHour), notify.WithLogger(log.Named("notify")))
 	recorder := audit.NewRecorder(audit.NewStore(a.DB))
+	a.SMSProvider = sms.NewBreaker(provider, sms.BreakerConfig{Failures: s.SMSBreakerFailures, Timeout: s.SMSBreakerTimeout,
+		Log: log.Named("sms"), Metrics: reg})
+	texts := sms.New(sentmail.New(a.DB, s.AckWait), a.SMSProvider, keys,
+		sms.WithCap(s.SMSPerNumberPerHour), sms.WithLogger(log.Named("sms")))
 
 	cm := consumer.NewMetrics(reg)
 	streams := consumer.NewStreams(a.JS, cfg.NATSNamespace)
@@ -136,6 +157,18 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 		Durable: AuditConsumer, Label: "audit", Subject: events.SubjectAll, Concurrency: s.AuditConcurrency,
 		MaxDeliver: s.MaxDeliver, AckWait: s.AckWait, BackoffMin: s.RetryMin, BackoffMax: s.RetryMax,
 	}, recorder.Handle, append(common("audit"), consumer.WithGate(db.Wait))...)
+	// The SMS consumer is the email one's twin: every event, the others acked as
+	// "ignored"; it waits for the database and for the provider's breaker.
+	a.SMS = consumer.New(a.JS, streams, consumer.Config{
+		Durable: SMSConsumer, Label: "sms", Subject: events.SubjectAll, Concurrency: s.SMSConcurrency,
+		MaxDeliver: s.MaxDeliver, AckWait: s.AckWait, BackoffMin: s.RetryMin, BackoffMax: s.RetryMax,
+	}, texts.Handle, append(append(common("sms"),
+		consumer.WithGate(func(ctx context.Context) error {
+			if err := db.Wait(ctx); err != nil {
+				return err
+			}
+			return a.SMSProvider.Wait(ctx)
+		})), o.smsOpts...)...)
 
 	a.Partitions = audit.NewPartitions(a.DB, audit.WithMonthsAhead(s.PartitionMonthsAhead),
 		audit.WithInterval(s.PartitionInterval), audit.WithPartitionLogger(log.Named("partitions")))
@@ -149,14 +182,17 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		// One check per consumer ("consumer token-worker-email", "consumer
-		// token-worker-audit"): a worker whose NATS connection is up but whose consumer is
-		// not set up on the stream, or whose fetches keep failing (a JetStream that does
-		// not answer), sends nothing and must not say it is ready. The partition and
-		// clean-up loops (Partitions, Cleaner) are not checks: they only touch PostgreSQL,
-		// which has its own, and a pass that fails is logged and retried while the worker
-		// keeps consuming (the DEFAULT partition holds audit entries meanwhile).
+		// token-worker-audit", "consumer token-worker-sms"): a worker whose NATS
+		// connection is up but whose consumer is not set up on the stream, or whose
+		// fetches keep failing (a JetStream that does not answer), sends nothing and must
+		// not say it is ready. The partition and clean-up loops (Partitions, Cleaner) are
+		// not checks: they only touch PostgreSQL, which has its own, and a pass that fails
+		// is logged and retried while the worker keeps consuming (the DEFAULT partition
+		// holds audit entries meanwhile). Nor is the SMS provider: like the SMTP relay it
+		// has a breaker that holds its consumer back.
 		httpx.WithReadyCheck("consumer "+EmailConsumer, a.Email.Ready),
 		httpx.WithReadyCheck("consumer "+AuditConsumer, a.Audit.Ready),
+		httpx.WithReadyCheck("consumer "+SMSConsumer, a.SMS.Ready),
 		httpx.WithOpenAPI(apidoc.YAML),
 	)...)
 	return a, nil
@@ -179,6 +215,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Email.Run(ctx) })
 	wg.Go(func() { a.Audit.Run(ctx) })
+	wg.Go(func() { a.SMS.Run(ctx) })
 	wg.Go(func() { a.Partitions.Run(ctx) })
 	wg.Go(func() { a.Cleaner.Run(ctx) })
 	err := a.Server.Serve(ctx, ln)
@@ -188,6 +225,18 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// smsProvider is the provider SMS_PROVIDER names, its settings checked.
+func smsProvider(cfg *config.Config, s Settings) (sms.Provider, error) {
+	switch cfg.SMSProvider {
+	case sms.ProviderTwilio:
+		return sms.NewTwilio(sms.TwilioConfig{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken,
+			From: cfg.TwilioFrom, APIURL: cfg.TwilioAPIURL, Timeout: s.SMSTimeout})
+	case sms.ProviderNone, "":
+		return sms.None{}, nil
+	}
+	return nil, fmt.Errorf("SMS_PROVIDER: %q must be one of none, twilio", cfg.SMSProvider)
 }
 
 // Close releases every connection, newest first.

@@ -41,6 +41,10 @@ func TestEachEmail(t *testing.T) {
 			map[string]any{"passkey_id": "0190a8a4-0000-7000-8000-0000000000a1", "passkey_name": "Laptop"}, "A passkey was added"},
 		{"passkey removed", "auth.passkey.removed", "A passkey was removed from your TalentForge account", false, "",
 			map[string]any{"passkey_id": "0190a8a4-0000-7000-8000-0000000000a1", "passkey_name": "Laptop"}, "A passkey was removed"},
+		{"otp", "auth.email.otp_requested", "Your sign-in code for TalentForge", true, "/magic-link",
+			map[string]any{"code": "482913"}, "\n482913\n"},
+		{"phone verified", "auth.user.phone_verified", "A phone number was set on your TalentForge account", false, "",
+			map[string]any{"phone": "+14155550167"}, "+•••••••••67"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

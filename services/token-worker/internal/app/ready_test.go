@@ -13,7 +13,7 @@ import (
 // /readyz tells whether the consumers consume, not only whether the NATS connection is
 // up: 503 naming each consumer while it is not set up on the stream (a NATS without
 // JetStream) or while its fetches keep failing (JetStream gone under a live
-// connection), 200 once both consume; token_worker_consumer_ready follows.
+// connection), 200 once all consume; token_worker_consumer_ready follows.
 func TestReadyzNamesConsumersThatDoNotConsume(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Run(t, natstest.WithoutJetStream())
@@ -33,13 +33,14 @@ func TestReadyzNamesConsumersThatDoNotConsume(t *testing.T) {
 	notReady := func(what string) string {
 		t.Helper()
 		var body string
-		workertest.Eventually(t, 30*time.Second, "/readyz to name both consumers "+what, func() bool {
+		workertest.Eventually(t, 30*time.Second, "/readyz to name every consumer "+what, func() bool {
 			var code int
 			code, body = w.Get(t, "/readyz")
 			// The connection is up: only the consumer checks can tell.
 			return code == 503 && strings.Contains(body, `"nats":"ok"`) && strings.Contains(body, `"postgres":"ok"`) &&
 				strings.Contains(body, `"consumer token-worker-email":"unavailable"`) &&
-				strings.Contains(body, `"consumer token-worker-audit":"unavailable"`)
+				strings.Contains(body, `"consumer token-worker-audit":"unavailable"`) &&
+				strings.Contains(body, `"consumer token-worker-sms":"unavailable"`)
 		})
 		return body
 	}
@@ -48,9 +49,9 @@ func TestReadyzNamesConsumersThatDoNotConsume(t *testing.T) {
 		workertest.Eventually(t, 40*time.Second, "/readyz to answer 200 "+what, func() bool {
 			code, body := w.Get(t, "/readyz")
 			return code == 200 && strings.Contains(body, `"consumer token-worker-email":"ok"`) &&
-				strings.Contains(body, `"consumer token-worker-audit":"ok"`)
+				strings.Contains(body, `"consumer token-worker-audit":"ok"`) && strings.Contains(body, `"consumer token-worker-sms":"ok"`)
 		})
-		for _, label := range []string{"email", "audit"} {
+		for _, label := range []string{"email", "audit", "sms"} {
 			if v := readyGauge(label); v != 1 {
 				t.Errorf("%s: token_worker_consumer_ready{consumer=%q} = %v, want 1", what, label, v)
 			}
@@ -63,25 +64,25 @@ func TestReadyzNamesConsumersThatDoNotConsume(t *testing.T) {
 	if err := w.App.Email.Ready(ctx); err == nil || !strings.Contains(err.Error(), "not set up") {
 		t.Errorf("Email.Ready before set-up = %v, want not set up", err)
 	}
-	for _, label := range []string{"email", "audit"} {
+	for _, label := range []string{"email", "audit", "sms"} {
 		if v := readyGauge(label); v != 0 {
 			t.Errorf("before set-up: token_worker_consumer_ready{consumer=%q} = %v, want 0", label, v)
 		}
 	}
 
-	// JetStream comes: both consumers are set up and consume.
+	// JetStream comes: the consumers are set up and consume.
 	ns.RestartWithJetStream(true)
 	ready("once consuming")
 
 	// JetStream goes away under a connection that comes back at once: every fetch fails.
 	ns.RestartWithJetStream(false)
 	notReady("while their fetches fail")
-	for name, c := range map[string]interface{ Ready(context.Context) error }{"email": w.App.Email, "audit": w.App.Audit} {
+	for name, c := range map[string]interface{ Ready(context.Context) error }{"email": w.App.Email, "audit": w.App.Audit, "sms": w.App.SMS} {
 		if err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "fetch failing") {
 			t.Errorf("%s Ready while fetches fail = %v, want fetch failing", name, err)
 		}
 	}
-	for _, label := range []string{"email", "audit"} {
+	for _, label := range []string{"email", "audit", "sms"} {
 		if v := readyGauge(label); v != 0 {
 			t.Errorf("fetches failing: token_worker_consumer_ready{consumer=%q} = %v, want 0", label, v)
 		}

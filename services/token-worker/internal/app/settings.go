@@ -22,6 +22,11 @@ import (
 //	WORKER_SMTP_TIMEOUT                 15s    one SMTP conversation
 //	WORKER_SMTP_BREAKER_FAILURES        5      consecutive relay failures that open the breaker
 //	WORKER_SMTP_BREAKER_TIMEOUT         30s    open breaker's wait before it probes the relay
+//	WORKER_SMS_CONCURRENCY              2      SMS sent at once
+//	WORKER_SMS_PER_NUMBER_PER_HOUR      10     SMS one number is sent per hour; 0: no cap
+//	WORKER_SMS_TIMEOUT                  10s    one call to the SMS provider
+//	WORKER_SMS_BREAKER_FAILURES         5      consecutive provider failures that open its breaker
+//	WORKER_SMS_BREAKER_TIMEOUT          30s    open breaker's wait before one SMS tries the provider again
 //	WORKER_OUTBOX_RETENTION             168h   published outbox rows are kept this long
 //	WORKER_SENT_EMAILS_RETENTION        720h   email ledger rows are kept this long (> the stream's 7 days)
 //	WORKER_CLEANUP_INTERVAL             1h     time between clean-up passes
@@ -38,6 +43,11 @@ type Settings struct {
 	SMTPTimeout             time.Duration
 	BreakerFailures         int
 	BreakerTimeout          time.Duration
+	SMSConcurrency          int
+	SMSPerNumberPerHour     int
+	SMSTimeout              time.Duration
+	SMSBreakerFailures      int
+	SMSBreakerTimeout       time.Duration
 	OutboxRetention         time.Duration
 	SentEmailsRetention     time.Duration
 	CleanupInterval         time.Duration
@@ -104,6 +114,11 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 		SMTPTimeout:             p.duration("WORKER_SMTP_TIMEOUT", 15*time.Second, 100*time.Millisecond),
 		BreakerFailures:         p.integer("WORKER_SMTP_BREAKER_FAILURES", 5, 1, 1000),
 		BreakerTimeout:          p.duration("WORKER_SMTP_BREAKER_TIMEOUT", 30*time.Second, 10*time.Millisecond),
+		SMSConcurrency:          p.integer("WORKER_SMS_CONCURRENCY", 2, 1, 256),
+		SMSPerNumberPerHour:     p.integer("WORKER_SMS_PER_NUMBER_PER_HOUR", 10, 0, 100000),
+		SMSTimeout:              p.duration("WORKER_SMS_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+		SMSBreakerFailures:      p.integer("WORKER_SMS_BREAKER_FAILURES", 5, 1, 1000),
+		SMSBreakerTimeout:       p.duration("WORKER_SMS_BREAKER_TIMEOUT", 30*time.Second, 10*time.Millisecond),
 		OutboxRetention:         p.duration("WORKER_OUTBOX_RETENTION", 7*24*time.Hour, time.Minute),
 		SentEmailsRetention:     p.duration("WORKER_SENT_EMAILS_RETENTION", 30*24*time.Hour, events.MaxAge),
 		CleanupInterval:         p.duration("WORKER_CLEANUP_INTERVAL", time.Hour, time.Second),
@@ -117,6 +132,10 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	// The claim's lease is the ack wait: it must outlast one SMTP conversation.
 	if s.SMTPTimeout >= s.AckWait {
 		p.fail("WORKER_SMTP_TIMEOUT", "must be shorter than WORKER_ACK_WAIT")
+	}
+	// Likewise for one call to the SMS provider: the claim must outlast it.
+	if s.SMSTimeout >= s.AckWait {
+		p.fail("WORKER_SMS_TIMEOUT", "must be shorter than WORKER_ACK_WAIT")
 	}
 	if p.err != nil {
 		return Settings{}, p.err

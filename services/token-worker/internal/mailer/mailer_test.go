@@ -194,7 +194,8 @@ func TestTemplates(t *testing.T) {
 	link := "https://app.talentforge.test/verify-email?token=abc"
 	for _, k := range mailer.Kinds {
 		t.Run(string(k), func(t *testing.T) {
-			d := mailer.Data{Name: `Zoë "<script>"`, Link: link, AppURL: "https://app.talentforge.test", ExpiresAt: now.Add(24 * time.Hour), How: "reset", OccurredAt: now}
+			d := mailer.Data{Name: `Zoë "<script>"`, Link: link, AppURL: "https://app.talentforge.test", ExpiresAt: now.Add(24 * time.Hour), How: "reset", OccurredAt: now,
+				Code: "482913", Phone: "+•••••••••67", PreviousPhone: "+•••••••••23"}
 			subject, text, html, err := tpl.Render(k, d, now)
 			if err != nil {
 				t.Fatal(err)
@@ -211,7 +212,15 @@ func TestTemplates(t *testing.T) {
 			if !strings.Contains(text, "TalentForge") || !strings.Contains(html, "TalentForge") {
 				t.Error("the product name is missing")
 			}
-			hasLink := k == mailer.KindVerification || k == mailer.KindPasswordReset
+			hasLink := k == mailer.KindVerification || k == mailer.KindPasswordReset || k == mailer.KindOTP
+			hasCode := k == mailer.KindOTP
+			if strings.Contains(text, "482913") != hasCode || strings.Contains(html, "482913") != hasCode {
+				t.Errorf("code shown = %v, want %v", strings.Contains(text, "482913"), hasCode)
+			}
+			hasPhone := k == mailer.KindPhoneVerified
+			if strings.Contains(text, "+•••••••••67") != hasPhone || strings.Contains(html, "•••••••••67") != hasPhone {
+				t.Errorf("phone shown = %v, want %v", strings.Contains(text, "+•••••••••67"), hasPhone)
+			}
 			if strings.Contains(text, link) != hasLink || strings.Contains(html, `href="`+link+`"`) != hasLink {
 				t.Errorf("link shown = %v, want %v", strings.Contains(text, link), hasLink)
 			}
@@ -220,6 +229,35 @@ func TestTemplates(t *testing.T) {
 			}
 		})
 	}
+	t.Run("otp", func(t *testing.T) {
+		d := mailer.Data{Code: "482913", Link: "https://a.test/magic-link?token=t", AppURL: "https://a.test", ExpiresAt: now.Add(10 * time.Minute)}
+		subject, text, html, err := tpl.Render(mailer.KindOTP, d, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subject != "Your sign-in code for TalentForge" {
+			t.Errorf("subject %q", subject)
+		}
+		for _, want := range []string{"\n482913\n", "expires on 1 March 2026 at 10:10 UTC (in about 10 minutes), as does the link", "If you did not ask to sign in, ignore this email"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("text lacks %q:\n%s", want, text)
+			}
+		}
+		if !strings.Contains(html, ">482913</p>") || !strings.Contains(html, "If you did not ask to sign in, ignore this email") {
+			t.Errorf("the HTML does not show the code on its own:\n%s", html)
+		}
+	})
+	t.Run("phone notice", func(t *testing.T) {
+		_, text, _, err := tpl.Render(mailer.KindPhoneVerified, mailer.Data{Phone: "+•••••••••67", AppURL: "https://a.test", OccurredAt: now}, now)
+		if err != nil || !strings.Contains(text, "+•••••••••67. ") || strings.Contains(text, "replacing") ||
+			!strings.Contains(text, "If this was not you, reset your password") {
+			t.Fatalf("a first phone number: %v\n%s", err, text)
+		}
+		_, text, _, err = tpl.Render(mailer.KindPhoneVerified, mailer.Data{Phone: "+•••••••••67", PreviousPhone: "+•••••••••23", AppURL: "https://a.test", OccurredAt: now}, now)
+		if err != nil || !strings.Contains(text, "+•••••••••67, replacing +•••••••••23.") {
+			t.Fatalf("a replaced phone number: %v\n%s", err, text)
+		}
+	})
 	t.Run("no name", func(t *testing.T) {
 		_, text, html, err := tpl.Render(mailer.KindEmailVerified, mailer.Data{AppURL: "https://a.test"}, now)
 		if err != nil || !strings.HasPrefix(text, "Hi,\n") || !strings.Contains(html, ">Hi,<") {

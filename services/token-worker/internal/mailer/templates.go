@@ -29,11 +29,13 @@ const (
 	KindMFADisabled      Kind = "mfa_disabled"
 	KindPasskeyAdded     Kind = "passkey_added"
 	KindPasskeyRemoved   Kind = "passkey_removed"
+	KindOTP              Kind = "otp"
+	KindPhoneVerified    Kind = "phone_verified"
 )
 
 // Kinds lists every kind.
 var Kinds = []Kind{KindVerification, KindPasswordReset, KindRegisterExisting, KindPasswordChanged, KindEmailVerified,
-	KindMFAEnabled, KindMFADisabled, KindPasskeyAdded, KindPasskeyRemoved}
+	KindMFAEnabled, KindMFADisabled, KindPasskeyAdded, KindPasskeyRemoved, KindOTP, KindPhoneVerified}
 
 var subjects = map[Kind]string{
 	KindVerification:     "Confirm your email address for " + Product,
@@ -45,17 +47,22 @@ var subjects = map[Kind]string{
 	KindMFADisabled:      "Two-step sign-in was turned off for your " + Product + " account",
 	KindPasskeyAdded:     "A passkey was added to your " + Product + " account",
 	KindPasskeyRemoved:   "A passkey was removed from your " + Product + " account",
+	KindOTP:              "Your sign-in code for " + Product,
+	KindPhoneVerified:    "A phone number was set on your " + Product + " account",
 }
 
 // Data is what a template shows. Link and AppURL are built from APP_URL only; nothing
 // else in an event becomes a URL.
 type Data struct {
 	Name       string    // greeting; empty for "Hi,"
-	Link       string    // verification and reset: the single-use link
+	Link       string    // verification, reset and otp: the single-use link
+	Code       string    // otp: the one-time code
 	AppURL     string    // the web app, for notices
 	ExpiresAt  time.Time // when Link stops working
 	How        string    // password_changed: "reset" or "change"
 	OccurredAt time.Time // when the event happened
+	// phone_verified: the number set and the one it replaced, masked by the caller.
+	Phone, PreviousPhone string
 }
 
 type view struct {

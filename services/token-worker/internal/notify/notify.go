@@ -23,6 +23,7 @@ import (
 	"github.com/talentforge/auth/services/token-worker/internal/mailer"
 	"github.com/talentforge/auth/services/token-worker/internal/retry"
 	"github.com/talentforge/auth/services/token-worker/internal/sentmail"
+	"github.com/talentforge/auth/services/token-worker/internal/sms"
 )
 
 // kinds are the event types that make an email (events.ReaderEmail in the catalog)
@@ -37,6 +38,8 @@ var kinds = map[string]mailer.Kind{
 	events.SubjectMFADisabled:            mailer.KindMFADisabled,
 	events.SubjectPasskeyAdded:           mailer.KindPasskeyAdded,
 	events.SubjectPasskeyRemoved:         mailer.KindPasskeyRemoved,
+	events.SubjectOTPRequested:           mailer.KindOTP,
+	events.SubjectPhoneVerified:          mailer.KindPhoneVerified,
 }
 
 // Types returns the event types that make an email, sorted.
@@ -46,14 +49,18 @@ func Types() []string { return slices.Sorted(maps.Keys(kinds)) }
 var linkPaths = map[mailer.Kind]string{
 	mailer.KindVerification:  "/verify-email",
 	mailer.KindPasswordReset: "/reset-password",
+	mailer.KindOTP:           "/magic-link",
 }
+
+// codeKinds are the emails that show a one-time code beside their link.
+var codeKinds = map[mailer.Kind]bool{mailer.KindOTP: true}
 
 // Outcomes of Handle that end the event (the consumer counts them).
 const (
 	OutcomeSent      = "sent"
 	OutcomeDuplicate = "duplicate" // sent before: a redelivery
 	OutcomeCapped    = "capped"    // over the per-address cap
-	OutcomeExpired   = "expired"   // the link expired before it could be sent
+	OutcomeExpired   = "expired"   // the link or code expired before it could be sent
 	OutcomeIgnored   = "ignored"   // not an email event
 )
 
@@ -180,6 +187,21 @@ func (s *Service) compose(ev events.Envelope, kind mailer.Kind) (mailer.Email, s
 		}
 		data.Link = s.appURL + path + "?token=" + url.QueryEscape(tok)
 	}
+	if codeKinds[kind] {
+		if data.Code, err = s.openCode(ev, p); err != nil {
+			return mailer.Email{}, "", err
+		}
+	}
+	if kind == mailer.KindPhoneVerified {
+		if data.Phone, err = maskPhone(ev.Type, p.Phone); err != nil {
+			return mailer.Email{}, "", err
+		}
+		if p.PreviousPhone != "" {
+			if data.PreviousPhone, err = maskPhone(ev.Type, p.PreviousPhone); err != nil {
+				return mailer.Email{}, "", err
+			}
+		}
+	}
 	return mailer.Email{ID: ev.ID, To: addr.Address, Kind: kind, Data: data}, "", nil
 }
 
@@ -198,6 +220,33 @@ func (s *Service) openToken(ev events.Envelope, p events.Mail) (string, error) {
 		return "", retry.Permanent(fmt.Errorf("%s: the opened token is not printable", ev.Type))
 	}
 	return tok, nil
+}
+
+// openCode opens the one-time code sealed in the payload, as openToken the token: only
+// ASCII digits go into the email.
+func (s *Service) openCode(ev events.Envelope, p events.Mail) (string, error) {
+	if p.CodeSealed == nil {
+		return "", retry.Permanent(fmt.Errorf("%s: the payload has no code_sealed", ev.Type))
+	}
+	raw, err := s.keys.Open(*p.CodeSealed, ev.ID)
+	if err != nil {
+		return "", fmt.Errorf("open the code of %s %s: %w", ev.Type, ev.ID, err)
+	}
+	code := string(raw)
+	if !sms.Digits(code) {
+		return "", retry.Permanent(fmt.Errorf("%s: the opened code is not 4 to 10 digits", ev.Type))
+	}
+	return code, nil
+}
+
+// maskPhone shows a number by its last two digits only ("+•••••••••67"): enough for
+// the owner to recognise it, too little to give it away to whoever reads the mailbox.
+func maskPhone(typ, phone string) (string, error) {
+	if !sms.E164.MatchString(phone) {
+		return "", retry.Permanent(fmt.Errorf("%s: a phone number of the payload is not E.164", typ))
+	}
+	digits := phone[1:]
+	return "+" + strings.Repeat("•", len(digits)-2) + digits[len(digits)-2:], nil
 }
 
 // send hands the claimed email to the relay and records it sent; a failed send

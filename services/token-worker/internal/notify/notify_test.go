@@ -83,6 +83,9 @@ func TestHandle(t *testing.T) {
 		wantSend  bool
 		wantLink  string
 		wantClaim bool
+		wantCode  string
+		// wantPhones are the masked number and the masked one it replaced.
+		wantPhones [2]string
 	}{
 		{name: "verification", ev: envelope(t, keys, events.SubjectVerificationRequested, good), outcome: notify.OutcomeSent,
 			wantSend: true, wantClaim: true, wantLink: "https://app.test/verify-email?token=abc-DEF_123"},
@@ -102,6 +105,20 @@ func TestHandle(t *testing.T) {
 		{name: "bad address", ev: envelope(t, keys, events.SubjectEmailVerified, map[string]any{"email": "ann@example.com>, <x@evil.test"}), errIs: retry.ErrPermanent},
 		{name: "bad payload", ev: events.Envelope{ID: uuid.NewString(), Type: events.SubjectEmailVerified, Payload: json.RawMessage(`[1]`)}, errIs: retry.ErrPermanent},
 		{name: "not an email event", ev: events.Envelope{ID: uuid.NewString(), Type: "auth.user.registered"}, outcome: notify.OutcomeIgnored},
+		{name: "otp", ev: envelope(t, keys, events.SubjectOTPRequested, map[string]any{"email": "ann@example.com", "name": good["name"], "token": "abc-DEF_123",
+			"code": "048213", "expires_at": soon}), outcome: notify.OutcomeSent,
+			wantSend: true, wantClaim: true, wantLink: "https://app.test/magic-link?token=abc-DEF_123", wantCode: "048213"},
+		{name: "otp code not digits", ev: envelope(t, keys, events.SubjectOTPRequested, map[string]any{"email": "ann@example.com", "token": "t",
+			"code": "12 456", "expires_at": soon}), errIs: retry.ErrPermanent},
+		{name: "otp without code", ev: envelope(t, keys, events.SubjectOTPRequested, map[string]any{"email": "ann@example.com", "token": "t",
+			"expires_at": soon}), errIs: retry.ErrPermanent},
+		{name: "otp expired", ev: envelope(t, keys, events.SubjectOTPRequested, map[string]any{"email": "ann@example.com", "token": "t",
+			"code": "123456", "expires_at": time.Now().Add(-time.Second)}), outcome: notify.OutcomeExpired},
+		{name: "phone notice", ev: envelope(t, keys, events.SubjectPhoneVerified, map[string]any{"email": "ann@example.com", "name": good["name"],
+			"phone": "+14155550167", "previous_phone": "+447700900123"}), outcome: notify.OutcomeSent, wantSend: true, wantClaim: true,
+			wantPhones: [2]string{"+•••••••••67", "+••••••••••23"}},
+		{name: "phone notice, bad number", ev: envelope(t, keys, events.SubjectPhoneVerified, map[string]any{"email": "ann@example.com",
+			"phone": "0155 550167"}), errIs: retry.ErrPermanent},
 		{name: "relay fails", ev: envelope(t, keys, events.SubjectPasswordChanged, map[string]any{"email": "ann@example.com", "how": "change"}),
 			sendErr: errors.New("421 closing"), anyErr: true, wantSend: true, wantClaim: true},
 	}
@@ -135,6 +152,9 @@ func TestHandle(t *testing.T) {
 				e := s.sent[0]
 				if e.ID != tt.ev.ID || e.To != "ann@example.com" || e.Data.Link != tt.wantLink || e.Data.AppURL != "https://app.test" {
 					t.Errorf("email = %+v", e)
+				}
+				if e.Data.Code != tt.wantCode || e.Data.Phone != tt.wantPhones[0] || e.Data.PreviousPhone != tt.wantPhones[1] {
+					t.Errorf("code %q, phones %q %q; want %q, %q", e.Data.Code, e.Data.Phone, e.Data.PreviousPhone, tt.wantCode, tt.wantPhones)
 				}
 				if e.Data.Name != "Ann Bcc: x@evil.test" {
 					t.Errorf("name = %q, want control characters gone", e.Data.Name)
@@ -189,6 +209,9 @@ func TestHandleTypedPayloads(t *testing.T) {
 		{events.MFADisabled{UserID: "u", Email: to, Name: name}, mailer.KindMFADisabled, "", "", false},
 		{events.PasskeyAdded{UserID: "u", Email: to, Name: name, PasskeyID: "pk", PasskeyName: "Laptop"}, mailer.KindPasskeyAdded, "", "", false},
 		{events.PasskeyRemoved{UserID: "u", Email: to, Name: name, PasskeyID: "pk", PasskeyName: "Laptop"}, mailer.KindPasskeyRemoved, "", "", false},
+		{events.OTPRequested{UserID: "u", Email: to, Name: name, Code: "654321", Token: "tok-3", ExpiresAt: soon},
+			mailer.KindOTP, "https://app.test/magic-link?token=tok-3", "", true},
+		{events.PhoneVerified{UserID: "u", Email: to, Name: name, Phone: "+4915112345678"}, mailer.KindPhoneVerified, "", "", false},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -31,6 +31,16 @@ type Env map[string]string
 // timings, overridden by env. It stops with the test, or earlier with Stop.
 func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts ...app.Option) *Worker {
 	t.Helper()
+	log := zap.NewNop()
+	if testing.Verbose() {
+		log, _ = zap.NewDevelopment()
+	}
+	return StartWorkerLogging(t, n, relay, keys, env, log, opts...)
+}
+
+// StartWorkerLogging is StartWorker logging to log (tests that read the worker's logs).
+func StartWorkerLogging(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, log *zap.Logger, opts ...app.Option) *Worker {
+	t.Helper()
 	vars := platformtest.Settings(t, Env{
 		"DATABASE_URL":                       Database(t),
 		"NATS_URL":                           n.URL(),
@@ -50,6 +60,9 @@ func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts 
 		"WORKER_SMTP_BREAKER_TIMEOUT":        "300ms",
 		"WORKER_LAG_INTERVAL":                "200ms",
 		"WORKER_EMAILS_PER_ADDRESS_PER_HOUR": "0",
+		"WORKER_SMS_TIMEOUT":                 "1s",
+		"WORKER_SMS_BREAKER_TIMEOUT":         "300ms",
+		"WORKER_SMS_PER_NUMBER_PER_HOUR":     "0",
 	}, env)
 	cfg := vars.Config(t)
 	s, err := app.LoadSettings(vars.Lookup)
@@ -59,10 +72,6 @@ func StartWorker(t testing.TB, n *NATS, relay *SMTP, keys string, env Env, opts 
 	keyring, err := cfg.EventKeyring()
 	if err != nil {
 		t.Fatalf("keys: %v", err)
-	}
-	log := zap.NewNop()
-	if testing.Verbose() {
-		log, _ = zap.NewDevelopment()
 	}
 	a, err := app.New(cfg, s, keyring, log, append([]app.Option{app.WithFetchWait(300 * time.Millisecond)}, opts...)...)
 	if err != nil {
