@@ -66,6 +66,13 @@ func IssueToken(ctx context.Context, db bun.IDB, t OneTimeToken) error {
 	if err != nil {
 		return err
 	}
+	if t.CodeHash != nil {
+		// One live code per account and purpose (a unique index): codes issued at once
+		// for one account take turns, each retiring the one before.
+		if _, err := db.NewRaw(`SELECT 1 FROM users WHERE id = ? FOR UPDATE`, uid).Exec(ctx); err != nil {
+			return fmt.Errorf("lock user: %w", Unavailable(err))
+		}
+	}
 	if _, err := db.NewRaw(`UPDATE one_time_tokens SET used_at = now()
 		WHERE user_id = ? AND purpose = ? AND used_at IS NULL`, uid, string(t.Purpose)).Exec(ctx); err != nil {
 		return fmt.Errorf("retire %s tokens: %w", t.Purpose, Unavailable(err))

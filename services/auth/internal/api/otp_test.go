@@ -197,7 +197,7 @@ func TestOTPWrongCodesBurnIt(t *testing.T) {
 func TestOTPNewCodeRetiresOlder(t *testing.T) {
 	t.Parallel()
 	e := apitest.Start(t, nil)
-	email, _ := e.NewUser(t)
+	email, user := e.NewUser(t)
 	first, firstLink := otpEmailCode(t, e, email)
 	second, _ := otpEmailCode(t, e, email)
 	if first == second {
@@ -207,8 +207,9 @@ func TestOTPNewCodeRetiresOlder(t *testing.T) {
 	apitest.Expect(t, otpVerify(e, map[string]string{"token": firstLink}), http.StatusUnauthorized, "invalid_code")
 	expectAMR(t, otpVerify(e, map[string]string{"email": email, "code": second}), "otp")
 	code, _ := otpEmailCode(t, e, email)
+	// This user's only: the database is every test's.
 	if _, err := e.App.DB.NewRaw(`UPDATE one_time_tokens SET expires_at = now() - interval '1 second'
-		WHERE purpose = 'otp_email' AND used_at IS NULL`).Exec(context.Background()); err != nil {
+		WHERE user_id = ? AND purpose = 'otp_email' AND used_at IS NULL`, user.User.ID).Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	apitest.Expect(t, otpVerify(e, map[string]string{"email": email, "code": code}), http.StatusUnauthorized, "invalid_code")
@@ -501,6 +502,33 @@ func TestPhoneRefusals(t *testing.T) {
 	expectReauth(t, e.Do(http.MethodPost, "/v1/users/me/phone", map[string]string{"phone": fresh}, p.AccessToken))
 	r := e.Do(http.MethodPost, "/v1/users/me/phone", map[string]string{"phone": fresh, "current_password": apitest.Password}, p.AccessToken)
 	apitest.Expect(t, r, http.StatusAccepted, "")
+}
+
+// TestPhoneParallelRequests: parallel phone changes each answer 202 (one live code
+// remains, the newest), never a 500.
+func TestPhoneParallelRequests(t *testing.T) {
+	t.Parallel()
+	e := smsEnv(t, nil)
+	_, p := e.NewUser(t)
+	var wg sync.WaitGroup
+	statuses := make([]int, 6)
+	for i := range statuses {
+		number := randomPhone(t)
+		wg.Go(func() {
+			statuses[i] = e.Do(http.MethodPost, "/v1/users/me/phone", map[string]string{"phone": number}, p.AccessToken).Status
+		})
+	}
+	wg.Wait()
+	for _, s := range statuses {
+		if s != http.StatusAccepted {
+			t.Fatalf("statuses %v", statuses)
+		}
+	}
+	var live int
+	if err := e.App.DB.NewRaw(`SELECT count(*) FROM one_time_tokens WHERE user_id = ? AND purpose = 'phone_verification'
+		AND used_at IS NULL`, p.User.ID).Scan(context.Background(), &live); err != nil || live != 1 {
+		t.Fatalf("%d live phone codes (%v)", live, err)
+	}
 }
 
 // TestSMSNumberBudget: a number's sign-in SMS stop at RATE_LIMIT_SMS_PER_NUMBER (the

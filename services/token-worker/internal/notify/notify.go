@@ -88,11 +88,9 @@ var (
 )
 
 type options struct {
-	cap          int
-	now          func() time.Time
-	log          *zap.Logger
-	markAttempts int
-	markWait     time.Duration
+	cap int
+	now func() time.Time
+	log *zap.Logger
 }
 
 // Option configures a Service.
@@ -118,7 +116,7 @@ type Service struct {
 
 // New returns the service; appURL (APP_URL) is the only base of every link.
 func New(ledger Ledger, sender Sender, keys Opener, appURL string, opts ...Option) *Service {
-	o := options{now: time.Now, log: zap.NewNop(), markAttempts: 5, markWait: 500 * time.Millisecond}
+	o := options{now: time.Now, log: zap.NewNop()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -249,27 +247,14 @@ func maskPhone(typ, phone string) (string, error) {
 	return "+" + strings.Repeat("•", len(digits)-2) + digits[len(digits)-2:], nil
 }
 
-// send hands the claimed email to the relay and records it sent; a failed send
-// releases the claim for the next attempt.
+// send hands the claimed email to the relay and records it in the ledger.
 func (s *Service) send(ctx context.Context, email mailer.Email, attempt string) error {
-	if err := s.sender.Send(ctx, email); err != nil {
-		if rerr := s.ledger.Release(context.WithoutCancel(ctx), email.ID, attempt); rerr != nil {
-			s.o.log.Warn("release email claim", zap.String("event_id", email.ID), zap.Error(rerr))
+	return sentmail.Deliver(ctx, s.ledger, email.ID, attempt, s.o.log, func(ctx context.Context) error {
+		if err := s.sender.Send(ctx, email); err != nil {
+			return fmt.Errorf("send %s email for %s: %w", email.Kind, email.ID, err)
 		}
-		return fmt.Errorf("send %s email for %s: %w", email.Kind, email.ID, err)
-	}
-	// The relay has the email: record it even if shutdown began meanwhile, and try hard,
-	// since an unrecorded email is sent again on redelivery.
-	mctx := context.WithoutCancel(ctx)
-	var err error
-	for i := 1; ; i++ {
-		err = s.ledger.MarkSent(mctx, email.ID)
-		if err == nil || i == s.o.markAttempts {
-			break
-		}
-		time.Sleep(s.o.markWait * time.Duration(i))
-	}
-	return err
+		return nil
+	})
 }
 
 // cleanName keeps a name fit for a greeting: no control characters, at most 100 runes.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/services/token-worker/internal/retry"
@@ -153,4 +154,40 @@ func (l *Ledger) Release(ctx context.Context, eventID, attempt string) error {
 		return retry.DB(fmt.Errorf("release email %s: %w", eventID, err))
 	}
 	return nil
+}
+
+// Recorder is the part of the ledger that records how a claimed send ended.
+type Recorder interface {
+	MarkSent(ctx context.Context, eventID string) error
+	Release(ctx context.Context, eventID, attempt string) error
+}
+
+var _ Recorder = (*Ledger)(nil)
+
+// How hard Deliver tries to record a message the relay or provider accepted.
+const (
+	markAttempts = 5
+	markWait     = 500 * time.Millisecond
+)
+
+// Deliver runs send for the message of eventID that attempt claimed, and records how it
+// ended: a failed send releases the claim for the next attempt (a failed release is only
+// logged: the lease frees it later); an accepted one is marked sent even if ctx ended
+// meanwhile, and tried hard, since an unrecorded message goes again on redelivery.
+func Deliver(ctx context.Context, l Recorder, eventID, attempt string, log *zap.Logger, send func(context.Context) error) error {
+	if err := send(ctx); err != nil {
+		if rerr := l.Release(context.WithoutCancel(ctx), eventID, attempt); rerr != nil {
+			log.Warn("release the claim of a failed send", zap.String("event_id", eventID), zap.Error(rerr))
+		}
+		return err
+	}
+	mctx := context.WithoutCancel(ctx)
+	var err error
+	for i := 1; ; i++ {
+		err = l.MarkSent(mctx, eventID)
+		if err == nil || i == markAttempts {
+			return err
+		}
+		time.Sleep(markWait * time.Duration(i))
+	}
 }

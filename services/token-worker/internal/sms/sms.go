@@ -62,11 +62,9 @@ var (
 )
 
 type options struct {
-	cap          int
-	now          func() time.Time
-	log          *zap.Logger
-	markAttempts int
-	markWait     time.Duration
+	cap int
+	now func() time.Time
+	log *zap.Logger
 }
 
 // Option configures a Service.
@@ -91,7 +89,7 @@ type Service struct {
 
 // New returns the service sending through provider.
 func New(ledger Ledger, provider Provider, keys Opener, opts ...Option) *Service {
-	o := options{now: time.Now, log: zap.NewNop(), markAttempts: 5, markWait: 500 * time.Millisecond}
+	o := options{now: time.Now, log: zap.NewNop()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -203,25 +201,12 @@ func minutesLeft(left time.Duration) string {
 	return fmt.Sprintf("%d minutes", m)
 }
 
-// send hands the claimed message to the provider and records it sent; a failed send
-// releases the claim for the next attempt.
+// send hands the claimed message to the provider and records it in the ledger.
 func (s *Service) send(ctx context.Context, eventID string, p *events.SMSCodeRequested, body, attempt string) error {
-	if err := s.provider.Send(ctx, p.Phone, body); err != nil {
-		if rerr := s.ledger.Release(context.WithoutCancel(ctx), eventID, attempt); rerr != nil {
-			s.o.log.Warn("release SMS claim", zap.String("event_id", eventID), zap.Error(rerr))
+	return sentmail.Deliver(ctx, s.ledger, eventID, attempt, s.o.log, func(ctx context.Context) error {
+		if err := s.provider.Send(ctx, p.Phone, body); err != nil {
+			return fmt.Errorf("send %s SMS for %s: %w", p.Purpose, eventID, err)
 		}
-		return fmt.Errorf("send %s SMS for %s: %w", p.Purpose, eventID, err)
-	}
-	// The provider has the message: record it even if shutdown began meanwhile, and try
-	// hard, since an unrecorded message is sent again on redelivery.
-	mctx := context.WithoutCancel(ctx)
-	var err error
-	for i := 1; ; i++ {
-		err = s.ledger.MarkSent(mctx, eventID)
-		if err == nil || i == s.o.markAttempts {
-			break
-		}
-		time.Sleep(s.o.markWait * time.Duration(i))
-	}
-	return err
+		return nil
+	})
 }
