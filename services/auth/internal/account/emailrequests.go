@@ -32,7 +32,7 @@ const (
 	SMSOTP EmailKind = "otp_sms"
 )
 
-// EmailRequest is an accepted forgot-password or resend request.
+// EmailRequest is an accepted forgot-password, resend or sign-in code request.
 type EmailRequest struct {
 	ID        string
 	Kind      EmailKind
