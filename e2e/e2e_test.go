@@ -116,8 +116,9 @@ func startStack(t *testing.T) *stack {
 }
 
 // startStackOn runs the stack on own, a nats-server process of the test's own that it
-// may stop, in the default stream layout; nil means the machine's NATS.
-func startStackOn(t *testing.T, own *natstest.Server) *stack {
+// may stop, in the default stream layout; nil means the machine's NATS. extra are
+// settings (NAME=value) for every service.
+func startStackOn(t *testing.T, own *natstest.Server, extra ...string) *stack {
 	t.Helper()
 	bin := binaries(t)
 	db := "auth_e2e_" + randomHex(6)
@@ -158,7 +159,7 @@ func startStackOn(t *testing.T, own *natstest.Server) *stack {
 		"SMS_PROVIDER=twilio", "TWILIO_ACCOUNT_SID="+e2eTwilioSID, "TWILIO_AUTH_TOKEN="+e2eTwilioToken,
 		"TWILIO_FROM=+15005550006", "TWILIO_API_URL="+sms.URL(),
 	)
-	env = append(env, natsEnv...)
+	env = append(append(env, natsEnv...), extra...)
 	migrate := exec.Command(filepath.Join(bin, "auth"), "migrate")
 	migrate.Env = env
 	if out, err := migrate.CombinedOutput(); err != nil {

@@ -144,9 +144,18 @@ worker = dashboard("talentforge-token-worker", "Token worker", ["token-worker"],
     panel("Emails sent by kind", [('sum by (kind) (rate(token_worker_emails_sent_total[$__rate_interval]))', "{{kind}}")], "ops"),
     panel("Email failures by kind and reason", [('sum by (kind, reason) (rate(token_worker_emails_failed_total[$__rate_interval]))', "{{kind}} {{reason}}")], "ops"),
     panel("SMTP circuit breaker (0 closed, 1 half-open, 2 open)", [('max(token_worker_smtp_breaker_state)', "state")], kind="stat"),
+    row("Webhooks"),
+    panel("Webhook deliveries by outcome", [
+        ('sum by (outcome) (rate(token_worker_webhook_deliveries_total[$__rate_interval]))', "{{outcome}}"),
+        ('max(token_worker_webhook_deliveries_pending)', "pending (right now)"),
+        ('sum(increase(token_worker_webhook_endpoints_disabled_total[$__rate_interval]))', "endpoints disabled")], "short",
+        desc="succeeded and failed are attempts, dead are deliveries given up (to AUTH_DEADLETTER); pending is a count, not a rate."),
+    panel("Webhook call duration (p50, p99)", [
+        ('histogram_quantile(0.5, sum by (le) (rate(token_worker_webhook_attempt_duration_seconds_bucket[$__rate_interval])))', "p50"),
+        ('histogram_quantile(0.99, sum by (le) (rate(token_worker_webhook_attempt_duration_seconds_bucket[$__rate_interval])))', "p99")], "s"),
     row("Clean-up"),
     panel("Rows deleted by table", [('sum by (table) (increase(token_worker_cleanup_deleted_total[$__rate_interval]))', "{{table}}")]),
-] + runtime("token-worker"), "Consumer lag, dead letters, emails and clean-up of the token-worker.")
+] + runtime("token-worker"), "Consumer lag, dead letters, emails, webhooks and clean-up of the token-worker.")
 
 overview = dashboard("talentforge-overview", "Auth platform overview", ["overview"], [
     row("Health"),

@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/talentforge/auth/pkg/mfachallenge"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/pkg/tokenhook"
 )
 
-// Tokens mints and checks access tokens (token.Issuer and token.Verifier).
+// Tokens mints and checks access tokens (token.Issuer and token.Verifier): Draft builds
+// the claims, which the access-token hook may see and extend, and Sign signs them.
 type Tokens interface {
 	Issue(userID, sessionID string, authTime time.Time, roles, amr []string) (string, token.AccessClaims, error)
+	Draft(userID, sessionID string, authTime time.Time, roles, amr []string) (token.AccessClaims, error)
+	Sign(claims token.AccessClaims) (string, error)
 	Verify(raw string) (*token.AccessClaims, error)
 	TTL() time.Duration
 }
@@ -49,6 +54,9 @@ type Principal struct {
 	// AuthTime is when the session's user authenticated (the session's, not the
 	// token's claim): the reference of REAUTH_MAX_AGE.
 	AuthTime time.Time
+	// Claims are the verified access token's claims (ext, the hook's, included); nil
+	// when the caller was not authenticated by an access token. Read-only.
+	Claims *token.AccessClaims
 }
 
 // HasRole reports whether the principal holds role.
@@ -64,12 +72,18 @@ type Sessions struct {
 	sessions   *session.Store
 	tokens     Tokens
 	challenges *mfachallenge.Store
+	// hook, when set, is shown every pair before it is signed (WithHook).
+	hook *tokenhook.Hook
 }
 
 // NewSessions returns the sessions; challenges (nil: MFA logins fail as unavailable)
 // keeps the pending second factors.
-func NewSessions(cache *Cache, sessions *session.Store, tokens Tokens, challenges *mfachallenge.Store) *Sessions {
-	return &Sessions{cache: cache, sessions: sessions, tokens: tokens, challenges: challenges}
+func NewSessions(cache *Cache, sessions *session.Store, tokens Tokens, challenges *mfachallenge.Store, opts ...SessionsOption) *Sessions {
+	s := &Sessions{cache: cache, sessions: sessions, tokens: tokens, challenges: challenges}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Store is the session store itself (listing and revoking).
@@ -93,17 +107,28 @@ func (s *Sessions) SignIn(ctx context.Context, u User, amr []string, m session.M
 	return Pair{MFARequired: true, MFAToken: raw, User: u}, nil
 }
 
-// Open opens a session for an authenticated user and mints its pair.
+// Open opens a session for an authenticated user and mints its pair. With the
+// access-token hook failing closed, a failure (or its open breaker) is ErrUnavailable
+// and the session is ended again: nothing was issued.
 func (s *Sessions) Open(ctx context.Context, u User, amr []string, m session.Meta) (Pair, error) {
+	if s.hook != nil && s.hook.Rejecting() {
+		return Pair{}, fmt.Errorf("%w: %w", ErrUnavailable, tokenhook.ErrUnavailable)
+	}
 	sess, rt, err := s.sessions.Create(ctx, u.ID, u.Email, amr, u.CredentialStamp, m)
 	if err != nil {
 		return Pair{}, fmt.Errorf("create session: %w", err)
 	}
-	return s.mint(u, sess, rt)
+	claims, err := s.draft(ctx, tokenhook.TypeIssued, u, sess)
+	if err != nil {
+		_ = s.sessions.Revoke(context.WithoutCancel(ctx), sess.UserID, sess.ID)
+		return Pair{}, err
+	}
+	return s.mint(u, sess, rt, claims)
 }
 
-func (s *Sessions) mint(u User, sess session.Session, rt string) (Pair, error) {
-	at, _, err := s.tokens.Issue(u.ID, sess.ID, sess.CreatedAt, u.Roles, sess.AMR)
+// mint signs claims (s.draft's) into u's pair of sess with refresh token rt.
+func (s *Sessions) mint(u User, sess session.Session, rt string, claims token.AccessClaims) (Pair, error) {
+	at, err := s.tokens.Sign(claims)
 	if err != nil {
 		return Pair{}, fmt.Errorf("issue access token: %w", err)
 	}
@@ -115,7 +140,15 @@ func (s *Sessions) mint(u User, sess session.Session, rt string) (Pair, error) {
 // cached user in one Redis round trip. session.ErrReused and session.ErrInvalidToken are
 // the rotation's answers; ErrUnauthenticated: the session's user is gone or disabled,
 // or the session was opened with a password since replaced, and the session is ended.
+//
+// With the access-token hook, the hook is called before the rotation (hookBefore):
+// when it fails closed nothing was rotated, so the client's retry with the same token
+// is an ordinary refresh, however late, never a replay nor a reuse.
 func (s *Sessions) Refresh(ctx context.Context, rt string, m session.Meta) (Pair, error) {
+	pre, err := s.hookBefore(ctx, rt)
+	if err != nil {
+		return Pair{}, err
+	}
 	sess, next, u, err := s.cache.RefreshSession(ctx, rt, m)
 	switch {
 	case err == nil || sess.ID != "": // rotated; err, if any, is the user's
@@ -131,7 +164,21 @@ func (s *Sessions) Refresh(ctx context.Context, rt string, m session.Meta) (Pair
 	if err != nil {
 		return Pair{}, fmt.Errorf("load user: %w", err)
 	}
-	return s.mint(u, sess, next)
+	var claims token.AccessClaims
+	if pre != nil && pre.SessionID == sess.ID && pre.Subject == u.ID {
+		// The claims the hook saw, with the roles the rotation read (a grant or
+		// revoke in between is not missed; the claim is only a hint anyway).
+		claims = *pre
+		claims.Roles = slices.Clone(u.Roles)
+		if claims.Roles == nil {
+			claims.Roles = []string{}
+		}
+	} else if claims, err = s.draft(ctx, tokenhook.TypeRefreshed, u, sess); err != nil {
+		// No hook; or, with one, the peek had nothing to show it (the token rotated
+		// in between, a race): the hook is then asked after the rotation.
+		return Pair{}, err
+	}
+	return s.mint(u, sess, next, claims)
 }
 
 // Authenticate checks an access token, that its session is live and that its user is
@@ -156,5 +203,5 @@ func (s *Sessions) Authenticate(ctx context.Context, raw string) (Principal, err
 		return Principal{}, ErrUnauthenticated
 	}
 	return Principal{User: u, UserID: claims.Subject, SessionID: claims.SessionID, AMR: claims.AMR,
-		AuthTime: sess.CreatedAt}, nil
+		AuthTime: sess.CreatedAt, Claims: claims}, nil
 }

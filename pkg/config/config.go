@@ -9,6 +9,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"github.com/talentforge/auth/pkg/keyring"
@@ -118,6 +119,19 @@ type Config struct {
 	// has none.
 	OTPSignup bool
 
+	// WebhookAllowPrivateNetworks (WEBHOOK_ALLOW_PRIVATE_NETWORKS) lets webhook URLs be
+	// http:// and resolve to loopback, private or link-local addresses.
+	WebhookAllowPrivateNetworks bool
+	// FeatureFlags (FEATURE_FLAGS) is "name=on|off[,...]": the flags' start-up values;
+	// services/auth's flags package parses it against the flags it knows.
+	FeatureFlags string
+	// AccessTokenHook is the hook called when a token pair is issued or refreshed
+	// (ACCESS_TOKEN_HOOK_*): auth's and oauth's.
+	AccessTokenHook AccessTokenHook
+	// VerifyClaimHeaders (VERIFY_CLAIM_HEADERS) are "claim=X-Auth-Header" pairs: the
+	// access-token claims ForwardAuth passes on as headers.
+	VerifyClaimHeaders []ClaimHeader
+
 	OAuthRedirectAllowlist []string
 	// OAuthProviders are the configured social-login providers; one without a client id
 	// is left out (not offered).
@@ -157,6 +171,26 @@ func (p OAuthProvider) Enabled() bool { return p.ClientID != "" }
 // OAuthProviders are GitHub, Google and one generic OIDC issuer.
 type OAuthProviders struct {
 	GitHub, Google, OIDC OAuthProvider
+}
+
+// AccessTokenHook is the HTTP hook that may add claims to access tokens
+// (ACCESS_TOKEN_HOOK_*); no URL: none.
+type AccessTokenHook struct {
+	URL string
+	// Secret is the Standard Webhooks secret ("whsec_" + base64) that signs each call.
+	Secret  string
+	Timeout time.Duration
+	// Failure is "closed" (no hook answer: 503, no tokens) or "open" (tokens without the
+	// hook's claims).
+	Failure string
+}
+
+// ClaimHeader is one VERIFY_CLAIM_HEADERS pair: the access-token claim at the path
+// Claim (its dotted segments, e.g. ["ext", "tenant"]) answered by /v1/auth/verify as
+// the header Header (canonical form, starting with X-Auth-).
+type ClaimHeader struct {
+	Claim  []string
+	Header string
 }
 
 // RateLimits are the per-purpose budgets, per client IP unless named otherwise.
@@ -291,6 +325,14 @@ func settings(c *Config, httpAddr string) []setting {
 		{name: "SMS_ALLOWED_COUNTRIES", readers: svcAuth, value: list(&c.SMSAllowedCountries)},
 		{name: "OTP_SIGNUP", def: "false", readers: svcAuth, value: boolean(&c.OTPSignup)},
 
+		{name: "WEBHOOK_ALLOW_PRIVATE_NETWORKS", def: "false", readers: svcAuth | svcTokenWorker, value: boolean(&c.WebhookAllowPrivateNetworks)},
+		{name: "FEATURE_FLAGS", readers: svcAuth, value: text(&c.FeatureFlags)},
+		{name: "ACCESS_TOKEN_HOOK_URL", readers: svcAuthOAuth, value: optionalBaseURL(&c.AccessTokenHook.URL)},
+		{name: "ACCESS_TOKEN_HOOK_SECRET", secret: true, readers: svcAuthOAuth, value: verbatim(&c.AccessTokenHook.Secret)},
+		{name: "ACCESS_TOKEN_HOOK_TIMEOUT", def: "2s", readers: svcAuthOAuth, value: duration(&c.AccessTokenHook.Timeout, 10*time.Millisecond)},
+		{name: "ACCESS_TOKEN_HOOK_FAILURE", def: "closed", readers: svcAuthOAuth, value: oneOf(&c.AccessTokenHook.Failure, "closed", "open")},
+		{name: "VERIFY_CLAIM_HEADERS", readers: svcAuth, value: claimHeaders(&c.VerifyClaimHeaders)},
+
 		{name: "OAUTH_REDIRECT_ALLOWLIST", def: "http://localhost:3000", readers: svcOAuth, value: list(&c.OAuthRedirectAllowlist)},
 		{name: "OAUTH_PROVIDER_TIMEOUT", def: "10s", readers: svcOAuth, value: duration(&c.OAuthProviderTimeout, 100*time.Millisecond)},
 		// Keyrings: parsed by EventKeyring and MFAKeyring, by the services that need them.
@@ -377,6 +419,11 @@ func optionalBaseURL(dst *string) value {
 // oneOf is one of allowed, exactly.
 func oneOf(dst *string, allowed ...string) value {
 	return value{read: func(p *parser, key string) { *dst = p.oneOf(key, allowed...) }, oneOf: allowed}
+}
+
+// claimHeaders is a list of claim=X-Auth-Header pairs (parser.claimHeaders).
+func claimHeaders(dst *[]ClaimHeader) value {
+	return value{read: func(p *parser, key string) { *dst = p.claimHeaders(key) }}
 }
 
 // limit is a rate limit budget (ratelimit.ParseLimit).
@@ -603,6 +650,7 @@ func parse(v *viper.Viper, c *Config, table []setting) (*Config, error) {
 	}
 	p.webAuthn(c)
 	p.sms(c)
+	p.accessTokenHook(c)
 	c.OAuthProviders = p.oauthProviders()
 	for i, e := range c.AdminEmails {
 		c.AdminEmails[i] = strings.ToLower(e)
@@ -765,6 +813,98 @@ func (p *parser) sms(c *Config) {
 	for i, r := range c.SMSAllowedCountries {
 		c.SMSAllowedCountries[i] = region("sms_allowed_countries", r)
 	}
+}
+
+// accessTokenHook checks ACCESS_TOKEN_HOOK_SECRET: required with ACCESS_TOKEN_HOOK_URL,
+// and a Standard Webhooks secret whenever set. The error never quotes it.
+func (p *parser) accessTokenHook(c *Config) {
+	h := &c.AccessTokenHook
+	h.Secret = strings.TrimSpace(h.Secret)
+	switch {
+	case h.Secret == "" && h.URL != "":
+		p.fail("access_token_hook_secret", "must be set when ACCESS_TOKEN_HOOK_URL is (whsec_ + base64 of 24 to 64 random bytes)")
+	case h.Secret != "" && !webhookSecret(h.Secret):
+		p.fail("access_token_hook_secret", "is not whsec_ followed by the standard base64 of 24 to 64 random bytes")
+	}
+}
+
+// webhookSecret reports whether s is a Standard Webhooks secret as pkg/webhook's
+// CheckSecret accepts it: "whsec_" + standard base64 of 24 to 64 bytes (checked here, so
+// that every service reading the configuration need not link the webhook library).
+func webhookSecret(s string) bool {
+	raw, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(raw)
+	return err == nil && len(b) >= 24 && len(b) <= 64
+}
+
+// builtinClaimHeaders are the headers /v1/auth/verify always sets: no claim may take one.
+var builtinClaimHeaders = []string{"X-Auth-User-Id", "X-Auth-Email", "X-Auth-Roles", "X-Auth-Session-Id"}
+
+// claimPathSegment is one segment of a claim path: a JSON member name of letters,
+// digits, "_", "-" and ":".
+var claimPathSegment = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,64}$`)
+
+// claimHeaders reads VERIFY_CLAIM_HEADERS: each item claim=X-Auth-Header, the claim a
+// dotted path of at most 8 non-empty segments, the header an HTTP token that starts
+// with X-Auth- (any case) and is none of the built-in ones nor a header named twice.
+func (p *parser) claimHeaders(key string) []ClaimHeader {
+	var out []ClaimHeader
+	seen := map[string]bool{}
+	for _, item := range p.list(key) {
+		path, header, ok := strings.Cut(item, "=")
+		path, header = strings.TrimSpace(path), strings.TrimSpace(header)
+		if !ok || path == "" || header == "" {
+			p.fail(key, "%q is not claim=X-Auth-Header (e.g. ext.tenant=X-Auth-Tenant)", item)
+			return nil
+		}
+		segs := strings.Split(path, ".")
+		if len(segs) > 8 {
+			p.fail(key, "%q: a claim path has at most 8 segments", item)
+			return nil
+		}
+		for _, seg := range segs {
+			if !claimPathSegment.MatchString(seg) {
+				p.fail(key, "%q: the claim must be a dotted path of names of letters, digits, _, - and : (e.g. ext.tenant)", item)
+				return nil
+			}
+		}
+		if !validHeaderName(header) || len(header) <= len("X-Auth-") || !strings.EqualFold(header[:len("X-Auth-")], "X-Auth-") {
+			p.fail(key, "%q: the header must be a header name that starts with X-Auth- (e.g. X-Auth-Tenant)", item)
+			return nil
+		}
+		header = http.CanonicalHeaderKey(header)
+		for _, b := range builtinClaimHeaders {
+			if strings.EqualFold(header, b) {
+				p.fail(key, "%q: %s is set by /v1/auth/verify itself", item, b)
+				return nil
+			}
+		}
+		if seen[header] {
+			p.fail(key, "%q: the header %s is named twice", item, header)
+			return nil
+		}
+		seen[header] = true
+		out = append(out, ClaimHeader{Claim: segs, Header: header})
+	}
+	return out
+}
+
+// validHeaderName reports whether s is an HTTP field name (RFC 9110 token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // EventKeyring parses EVENT_KEYS (or the file EVENT_KEYS_FILE names, one key a line or

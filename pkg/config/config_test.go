@@ -67,6 +67,12 @@ func TestLoadDefaults(t *testing.T) {
 		{"SMS_DEFAULT_REGION", c.SMSDefaultRegion, ""},
 		{"SMS_ALLOWED_COUNTRIES", len(c.SMSAllowedCountries), 0},
 		{"OTP_SIGNUP", c.OTPSignup, false},
+		{"WEBHOOK_ALLOW_PRIVATE_NETWORKS", c.WebhookAllowPrivateNetworks, false},
+		{"FEATURE_FLAGS", c.FeatureFlags, ""},
+		{"ACCESS_TOKEN_HOOK_URL", c.AccessTokenHook.URL, ""},
+		{"ACCESS_TOKEN_HOOK_TIMEOUT", c.AccessTokenHook.Timeout, 2 * time.Second},
+		{"ACCESS_TOKEN_HOOK_FAILURE", c.AccessTokenHook.Failure, "closed"},
+		{"VERIFY_CLAIM_HEADERS", len(c.VerifyClaimHeaders), 0},
 		// APP_URL's origin too: localhost:3000 is under the id.
 		{"WEBAUTHN_RP_ORIGINS", c.WebAuthnRPOrigins, []string{"http://localhost:8081", "http://localhost:3000"}},
 		{"PUBLIC_URL", c.PublicURL, "http://localhost:8081"},
@@ -403,6 +409,26 @@ func TestValidationErrors(t *testing.T) {
 		{"empty http addr", map[string]string{"HTTP_ADDR": ""}, "HTTP_ADDR"},
 		{"empty audience", map[string]string{"JWT_AUDIENCE": " "}, "JWT_AUDIENCE"},
 		{"access ttl below a minute", map[string]string{"ACCESS_TOKEN_TTL": "30s"}, "ACCESS_TOKEN_TTL"},
+		{"hook url without secret", map[string]string{"ACCESS_TOKEN_HOOK_URL": "http://hook.internal/claims"}, "ACCESS_TOKEN_HOOK_SECRET"},
+		{"hook secret without whsec_", map[string]string{"ACCESS_TOKEN_HOOK_URL": "http://hook.internal/claims", "ACCESS_TOKEN_HOOK_SECRET": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}, "ACCESS_TOKEN_HOOK_SECRET"},
+		{"hook secret too short", map[string]string{"ACCESS_TOKEN_HOOK_URL": "http://hook.internal/claims", "ACCESS_TOKEN_HOOK_SECRET": "whsec_c2hvcnQ="}, "ACCESS_TOKEN_HOOK_SECRET"},
+		{"hook secret not base64", map[string]string{"ACCESS_TOKEN_HOOK_URL": "http://hook.internal/claims", "ACCESS_TOKEN_HOOK_SECRET": "whsec_not base64 at all, not at all!!"}, "ACCESS_TOKEN_HOOK_SECRET"},
+		{"hook url relative", map[string]string{"ACCESS_TOKEN_HOOK_URL": "/claims", "ACCESS_TOKEN_HOOK_SECRET": testHookSecret}, "ACCESS_TOKEN_HOOK_URL"},
+		{"hook failure mode", map[string]string{"ACCESS_TOKEN_HOOK_FAILURE": "ajar"}, "ACCESS_TOKEN_HOOK_FAILURE"},
+		{"hook timeout", map[string]string{"ACCESS_TOKEN_HOOK_TIMEOUT": "1ms"}, "ACCESS_TOKEN_HOOK_TIMEOUT"},
+		{"claim header without =", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.tenant"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header empty claim", map[string]string{"VERIFY_CLAIM_HEADERS": "=X-Auth-Tenant"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header empty header", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.tenant="}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header empty segment", map[string]string{"VERIFY_CLAIM_HEADERS": "ext..tenant=X-Auth-Tenant"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header trailing dot", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.=X-Auth-Tenant"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header odd claim", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.ten ant=X-Auth-Tenant"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header without prefix", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.tenant=X-Tenant"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header only the prefix", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.tenant=X-Auth-"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header not a token", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.tenant=X-Auth-Ten ant"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header colon", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.tenant=X-Auth-Tenant:"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header built-in", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.uid=x-auth-user-id"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header built-in roles", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.roles=X-Auth-Roles"}, "VERIFY_CLAIM_HEADERS"},
+		{"claim header twice", map[string]string{"VERIFY_CLAIM_HEADERS": "ext.tenant=X-Auth-Tenant,ext.org=x-auth-tenant"}, "VERIFY_CLAIM_HEADERS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -537,5 +563,51 @@ func TestCORSAllowedOriginsMustBePlainOrigins(t *testing.T) {
 				t.Fatalf("CORSAllowedOrigins = %#v, want %#v", c.CORSAllowedOrigins, tt.want)
 			}
 		})
+	}
+}
+
+// testHookSecret is a well-formed ACCESS_TOKEN_HOOK_SECRET (whsec_ + base64 of 32 bytes).
+const testHookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func TestAccessTokenHookSettings(t *testing.T) {
+	c := mustLoad(t, ":8081", map[string]string{"ACCESS_TOKEN_HOOK_URL": "http://hook.internal:8080/claims",
+		"ACCESS_TOKEN_HOOK_SECRET": " " + testHookSecret + " ", "ACCESS_TOKEN_HOOK_TIMEOUT": "500ms", "ACCESS_TOKEN_HOOK_FAILURE": "open"})
+	want := AccessTokenHook{URL: "http://hook.internal:8080/claims", Secret: testHookSecret, Timeout: 500 * time.Millisecond, Failure: "open"}
+	if c.AccessTokenHook != want {
+		t.Fatalf("AccessTokenHook = %+v, want %+v", c.AccessTokenHook, want)
+	}
+	path := writeFile(t, "hook-secret", testHookSecret+"\n")
+	c = mustLoad(t, ":8082", map[string]string{"ACCESS_TOKEN_HOOK_URL": "https://hook.example.com/claims", "ACCESS_TOKEN_HOOK_SECRET_FILE": path})
+	if c.AccessTokenHook.Secret != testHookSecret || c.AccessTokenHook.Failure != "closed" {
+		t.Fatalf("from the file: %+v", c.AccessTokenHook)
+	}
+}
+
+// A bad secret is named, never echoed: the error line goes to the logs.
+func TestAccessTokenHookSecretNeverEchoed(t *testing.T) {
+	for _, secret := range []string{"whsec_TooShortButSecret", "hunter2-but-a-long-one-really", "whsec_" + strings.Repeat("QUJD", 30)} {
+		_, err := Load(":8081", env(map[string]string{"ACCESS_TOKEN_HOOK_URL": "http://hook.internal/claims", "ACCESS_TOKEN_HOOK_SECRET": secret}))
+		assertOneLineError(t, err, "ACCESS_TOKEN_HOOK_SECRET")
+		if err != nil && strings.Contains(err.Error(), strings.TrimPrefix(secret, "whsec_")) {
+			t.Fatalf("error leaks the secret: %q", err)
+		}
+	}
+}
+
+func TestVerifyClaimHeadersParsed(t *testing.T) {
+	c := mustLoad(t, ":8081", map[string]string{"VERIFY_CLAIM_HEADERS": " ext.tenant=X-Auth-Tenant, sub = x-auth-subject ,ext.org.plan-tier=X-AUTH-PLAN,amr=X-Auth-AMR"})
+	want := []ClaimHeader{
+		{Claim: []string{"ext", "tenant"}, Header: "X-Auth-Tenant"},
+		{Claim: []string{"sub"}, Header: "X-Auth-Subject"},
+		{Claim: []string{"ext", "org", "plan-tier"}, Header: "X-Auth-Plan"},
+		{Claim: []string{"amr"}, Header: "X-Auth-Amr"},
+	}
+	if !reflect.DeepEqual(c.VerifyClaimHeaders, want) {
+		t.Fatalf("VerifyClaimHeaders = %#v, want %#v", c.VerifyClaimHeaders, want)
+	}
+	path := writeFile(t, "config.yaml", "verify_claim_headers:\n  - ext.tenant=X-Auth-Tenant\n  - ext.org=X-Auth-Org\n")
+	c = mustLoad(t, ":8081", map[string]string{"CONFIG_FILE": path})
+	if len(c.VerifyClaimHeaders) != 2 || c.VerifyClaimHeaders[1].Header != "X-Auth-Org" {
+		t.Fatalf("from a YAML sequence: %#v", c.VerifyClaimHeaders)
 	}
 }

@@ -14,6 +14,9 @@ import (
 const (
 	PublisherAuth  = "auth"
 	PublisherOAuth = "oauth"
+	// PublisherTokenWorker writes its own events (a webhook it disabled) to the outbox,
+	// which auth's relay publishes.
+	PublisherTokenWorker = "token-worker"
 )
 
 // The token-worker's readers of events (Spec.Readers).
@@ -56,6 +59,7 @@ var (
 	byAuth     = []string{PublisherAuth}
 	byOAuth    = []string{PublisherOAuth}
 	byBoth     = []string{PublisherAuth, PublisherOAuth}
+	byWorker   = []string{PublisherTokenWorker}
 	catalog    = buildCatalog()
 	bySubjects = indexCatalog(catalog)
 )
@@ -96,6 +100,13 @@ func buildCatalog() []Spec {
 		spec[UserEnabled](SubjectUserEnabled, byAuth),
 		spec[RoleCreated](SubjectRoleCreated, byAuth),
 		spec[RoleDeleted](SubjectRoleDeleted, byAuth),
+		spec[WebhookCreated](SubjectWebhookCreated, byAuth),
+		spec[WebhookDeleted](SubjectWebhookDeleted, byAuth),
+		spec[WebhookSecretRotated](SubjectWebhookSecretRotated, byAuth),
+		spec[WebhookEnabled](SubjectWebhookEnabled, byAuth),
+		spec[FlagChanged](SubjectFlagChanged, byAuth),
+
+		spec[WebhookDisabled](SubjectWebhookDisabled, byWorker, ReaderEmail),
 	}
 }
 
@@ -158,6 +169,8 @@ type Mail struct {
 	How string
 	// Phone is the number set, PreviousPhone the one it replaced (PhoneVerified).
 	Phone, PreviousPhone string
+	// WebhookURL is the endpoint disabled (WebhookDisabled), LastError its last failure.
+	WebhookURL, LastError string
 }
 
 // Mailed is the payload of an event the token-worker mails: every catalog entry read
@@ -203,6 +216,11 @@ func (p PasskeyRemoved) Mail() Mail { return Mail{UserID: p.UserID, Email: p.Ema
 func (p OTPRequested) Mail() Mail {
 	return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name, TokenSealed: p.TokenSealed, CodeSealed: p.CodeSealed,
 		ExpiresAt: p.ExpiresAt}
+}
+
+// Mail implements Mailed.
+func (p WebhookDisabled) Mail() Mail {
+	return Mail{UserID: p.UserID, Email: p.Email, Name: p.Name, WebhookURL: p.URL, LastError: p.LastError}
 }
 
 // Mail implements Mailed.

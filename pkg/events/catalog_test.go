@@ -49,6 +49,12 @@ var wantKeys = map[string]string{
 	SubjectUserEnabled:               "user_id actor_id actor_session_id",
 	SubjectRoleCreated:               "role permissions actor_id actor_session_id",
 	SubjectRoleDeleted:               "role actor_id actor_session_id",
+	SubjectWebhookCreated:            "webhook_id url events actor_id actor_session_id",
+	SubjectWebhookDeleted:            "webhook_id url actor_id actor_session_id",
+	SubjectWebhookSecretRotated:      "webhook_id previous_expires_at actor_id actor_session_id",
+	SubjectWebhookEnabled:            "webhook_id actor_id actor_session_id",
+	SubjectFlagChanged:               "flag enabled actor_id actor_session_id",
+	SubjectWebhookDisabled:           "user_id email name webhook_id url failing_since last_error",
 }
 
 // field is one JSON key of a payload struct.
@@ -135,7 +141,7 @@ func TestCatalogIsComplete(t *testing.T) {
 			t.Errorf("%s: nothing publishes it", s.Subject)
 		}
 		for _, p := range s.Publishers {
-			if p != PublisherAuth && p != PublisherOAuth {
+			if p != PublisherAuth && p != PublisherOAuth && p != PublisherTokenWorker {
 				t.Errorf("%s: unknown publisher %q", s.Subject, p)
 			}
 		}
@@ -233,6 +239,8 @@ func fill(v reflect.Value, name string) {
 		v.SetString(name + "-value")
 	case v.Kind() == reflect.Int:
 		v.SetInt(3)
+	case v.Kind() == reflect.Bool:
+		v.SetBool(true)
 	case v.Kind() == reflect.Slice:
 		s := reflect.MakeSlice(v.Type(), 2, 2)
 		for i := range 2 {
@@ -450,6 +458,20 @@ func TestPayloadsAsBefore(t *testing.T) {
 			RoleCreated{Role: "r", Permissions: []string{}, Actor: Actor{ActorID: "a-1", ActorSessionID: "as-1"}}},
 		{"role deleted", SubjectRoleDeleted, map[string]any{"role": "r", "actor_id": "a-1", "actor_session_id": "as-1"},
 			RoleDeleted{Role: "r", Actor: Actor{ActorID: "a-1", ActorSessionID: "as-1"}}},
+		{"webhook created", SubjectWebhookCreated, map[string]any{"webhook_id": "w-1", "url": "https://h/x", "events": []string{"auth.user.registered"}, "actor_id": "a-1", "actor_session_id": "as-1"},
+			WebhookCreated{WebhookID: "w-1", URL: "https://h/x", Events: []string{"auth.user.registered"}, Actor: Actor{ActorID: "a-1", ActorSessionID: "as-1"}}},
+		{"webhook deleted", SubjectWebhookDeleted, map[string]any{"webhook_id": "w-1", "url": "https://h/x", "actor_id": "a-1", "actor_session_id": "as-1"},
+			WebhookDeleted{WebhookID: "w-1", URL: "https://h/x", Actor: Actor{ActorID: "a-1", ActorSessionID: "as-1"}}},
+		{"webhook secret rotated", SubjectWebhookSecretRotated, map[string]any{"webhook_id": "w-1", "previous_expires_at": "2026-01-02T03:04:05.678901Z", "actor_id": "a-1", "actor_session_id": "as-1"},
+			WebhookSecretRotated{WebhookID: "w-1", PreviousExpiresAt: sampleTime, Actor: Actor{ActorID: "a-1", ActorSessionID: "as-1"}}},
+		{"webhook enabled", SubjectWebhookEnabled, map[string]any{"webhook_id": "w-1", "actor_id": "a-1", "actor_session_id": "as-1"},
+			WebhookEnabled{WebhookID: "w-1", Actor: Actor{ActorID: "a-1", ActorSessionID: "as-1"}}},
+		{"flag changed", SubjectFlagChanged, map[string]any{"flag": "passkeys", "enabled": false, "actor_id": "a-1", "actor_session_id": "as-1"},
+			FlagChanged{Flag: "passkeys", Actor: Actor{ActorID: "a-1", ActorSessionID: "as-1"}}},
+		// token-worker
+		{"webhook disabled", SubjectWebhookDisabled, map[string]any{"user_id": "u-1", "email": "a@x", "name": "A", "webhook_id": "w-1", "url": "https://h/x",
+			"failing_since": "2026-01-02T03:04:05.678901Z", "last_error": "HTTP 500"},
+			WebhookDisabled{UserID: "u-1", Email: "a@x", Name: "A", WebhookID: "w-1", URL: "https://h/x", FailingSince: sampleTime, LastError: "HTTP 500"}},
 	}
 	// oauth, signin (before the store sets user_id)
 	for _, c := range []tc{

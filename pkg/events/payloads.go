@@ -36,6 +36,12 @@ const (
 	SubjectUserEnabled               = "auth.admin.user_enabled"
 	SubjectRoleCreated               = "auth.admin.role_created"
 	SubjectRoleDeleted               = "auth.admin.role_deleted"
+	SubjectWebhookCreated            = "auth.admin.webhook_created"
+	SubjectWebhookDeleted            = "auth.admin.webhook_deleted"
+	SubjectWebhookSecretRotated      = "auth.admin.webhook_secret_rotated"
+	SubjectWebhookEnabled            = "auth.admin.webhook_enabled"
+	SubjectFlagChanged               = "auth.admin.flag_changed"
+	SubjectWebhookDisabled           = "auth.webhook.disabled"
 )
 
 // The payloads, one struct per event type. Their JSON is the event's "payload" object
@@ -297,6 +303,54 @@ type RoleCreated struct {
 type RoleDeleted struct {
 	Role string `json:"role"`
 	Actor
+}
+
+// WebhookCreated: an admin added a webhook endpoint.
+type WebhookCreated struct {
+	WebhookID string   `json:"webhook_id"`
+	URL       string   `json:"url"`
+	Events    []string `json:"events"`
+	Actor
+}
+
+// WebhookDeleted: an admin deleted a webhook endpoint (its pending deliveries stop).
+type WebhookDeleted struct {
+	WebhookID string `json:"webhook_id"`
+	URL       string `json:"url"`
+	Actor
+}
+
+// WebhookSecretRotated: an admin gave an endpoint a new signing secret; the old one
+// signs too until PreviousExpiresAt.
+type WebhookSecretRotated struct {
+	WebhookID         string    `json:"webhook_id"`
+	PreviousExpiresAt time.Time `json:"previous_expires_at"`
+	Actor
+}
+
+// WebhookEnabled: an admin enabled again an endpoint the token-worker had disabled.
+type WebhookEnabled struct {
+	WebhookID string `json:"webhook_id"`
+	Actor
+}
+
+// FlagChanged: an admin switched a feature flag.
+type FlagChanged struct {
+	Flag    string `json:"flag"`
+	Enabled bool   `json:"enabled"`
+	Actor
+}
+
+// WebhookDisabled: the token-worker disabled an endpoint that kept failing; one event
+// per admin it notifies (UserID, Email, Name: that admin).
+type WebhookDisabled struct {
+	UserID       string    `json:"user_id"`
+	Email        string    `json:"email"`
+	Name         string    `json:"name"`
+	WebhookID    string    `json:"webhook_id"`
+	URL          string    `json:"url"`
+	FailingSince time.Time `json:"failing_since"`
+	LastError    string    `json:"last_error"`
 }
 
 // UserPayload is a payload whose user its writer fills in last: the oauth store sets

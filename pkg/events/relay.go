@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/talentforge/auth/pkg/metrics"
 	"github.com/talentforge/auth/pkg/natsx"
 	"github.com/talentforge/auth/pkg/postgres"
 )
@@ -143,25 +144,12 @@ func NewRelay(db *postgres.DB, js jetstream.JetStream, log *zap.Logger, opts ...
 		}),
 	}
 	if o.reg != nil {
-		r.published = register(o.reg, r.published)
-		r.failures = register(o.reg, r.failures)
-		r.pending = register(o.reg, r.pending)
-		r.oldest = register(o.reg, r.oldest)
+		r.published = metrics.Register(o.reg, r.published)
+		r.failures = metrics.Register(o.reg, r.failures)
+		r.pending = metrics.Register(o.reg, r.pending)
+		r.oldest = metrics.Register(o.reg, r.oldest)
 	}
 	return r
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a programming error: another collector took the name
-	}
-	return c
 }
 
 // Start runs Run in the background until ctx ends or stop is called; stop waits for

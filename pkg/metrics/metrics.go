@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -68,4 +69,20 @@ func (r *Registry) ObserveHTTPDuration(route, method string, d time.Duration, sc
 // carries the exemplars) to a scraper that asks for it in Accept.
 func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{Registry: r.Registry, EnableOpenMetrics: true})
+}
+
+// Register registers c on reg, or returns the collector of the same name already there
+// (several components of one process, or one built twice in tests, share a registry).
+// Another kind of collector under the name is a programming error: it panics.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
 }

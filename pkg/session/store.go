@@ -229,14 +229,7 @@ func (s *Store) RefreshWith(ctx context.Context, refreshToken string, m Meta, pr
 	tail := len(ks) - 2
 	var extra *redis.StringCmd
 	if tail == 1 && len(res) > 0 {
-		switch v := res[len(res)-1].(type) {
-		case string:
-			extra = redis.NewStringResult(v, nil)
-		case nil:
-			extra = redis.NewStringResult("", redis.Nil)
-		default:
-			extra = redis.NewStringResult("", fmt.Errorf("session: refresh: unexpected GET reply %T", v))
-		}
+		extra = getReply(res[len(res)-1], "refresh")
 	}
 	switch {
 	case status == "ok" && len(res) == 1+len(fields)+tail:
@@ -446,4 +439,16 @@ func splitAMR(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
+}
+
+// getReply is a script's reply to the GET it made for the caller (the cached user), as
+// the command a pipeline would have answered: redis.Nil for a missing key.
+func getReply(v any, op string) *redis.StringCmd {
+	switch v := v.(type) {
+	case string:
+		return redis.NewStringResult(v, nil)
+	case nil:
+		return redis.NewStringResult("", redis.Nil)
+	}
+	return redis.NewStringResult("", fmt.Errorf("session: %s: unexpected GET reply %T", op, v))
 }

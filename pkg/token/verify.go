@@ -46,6 +46,8 @@ func NewVerifier(keys *KeySet, issuer, audience string, opts ...Option) *Verifie
 			jwt.WithLeeway(o.leeway),
 			jwt.WithTimeFunc(o.now),
 			jwt.WithStrictDecoding(),
+			// Numbers in ext (the hook's claims) stay as written: json.Number.
+			jwt.WithJSONNumber(),
 		)
 	}
 	return v

@@ -171,7 +171,7 @@ func (s *Service) SetRoles(ctx context.Context, actor account.Principal, userID 
 		}
 	}
 	slices.Sort(set)
-	return s.store.SetRoles(ctx, userID, set, audit(events.SubjectUserRolesSet, events.UserRolesSet{UserID: userID, Roles: set, Actor: actorOf(actor)}))
+	return s.store.SetRoles(ctx, userID, set, Audit(events.SubjectUserRolesSet, events.UserRolesSet{UserID: userID, Roles: set, Actor: ActorOf(actor)}))
 }
 
 // Disable stops a user: every session ends at once and login answers account_disabled.
@@ -182,7 +182,7 @@ func (s *Service) Disable(ctx context.Context, actor account.Principal, userID s
 	if userID == actor.UserID {
 		return account.ErrForbidden
 	}
-	return s.store.SetDisabled(ctx, userID, true, audit(events.SubjectUserDisabled, events.UserDisabled{UserID: userID, Actor: actorOf(actor)}),
+	return s.store.SetDisabled(ctx, userID, true, Audit(events.SubjectUserDisabled, events.UserDisabled{UserID: userID, Actor: ActorOf(actor)}),
 		func(ctx context.Context) error {
 			_, err := s.sessions.RevokeAll(ctx, userID, "")
 			return err
@@ -194,7 +194,7 @@ func (s *Service) Enable(ctx context.Context, actor account.Principal, userID st
 	if _, err := uuid.Parse(userID); err != nil {
 		return account.ErrNotFound
 	}
-	return s.store.SetDisabled(ctx, userID, false, audit(events.SubjectUserEnabled, events.UserEnabled{UserID: userID, Actor: actorOf(actor)}),
+	return s.store.SetDisabled(ctx, userID, false, Audit(events.SubjectUserEnabled, events.UserEnabled{UserID: userID, Actor: ActorOf(actor)}),
 		func(context.Context) error { return nil })
 }
 
@@ -222,7 +222,7 @@ func (s *Service) CreateRole(ctx context.Context, actor account.Principal, name 
 	}
 	slices.Sort(set)
 	return s.store.CreateRole(ctx, Role{Name: name, Permissions: set},
-		audit(events.SubjectRoleCreated, events.RoleCreated{Role: name, Permissions: set, Actor: actorOf(actor)}))
+		Audit(events.SubjectRoleCreated, events.RoleCreated{Role: name, Permissions: set, Actor: ActorOf(actor)}))
 }
 
 // DeleteRole removes a role and takes it from every user holding it.
@@ -233,14 +233,15 @@ func (s *Service) DeleteRole(ctx context.Context, actor account.Principal, name 
 	if !roleName.MatchString(name) {
 		return account.ErrNotFound
 	}
-	return s.store.DeleteRole(ctx, name, audit(events.SubjectRoleDeleted, events.RoleDeleted{Role: name, Actor: actorOf(actor)}))
+	return s.store.DeleteRole(ctx, name, Audit(events.SubjectRoleDeleted, events.RoleDeleted{Role: name, Actor: ActorOf(actor)}))
 }
 
-func audit(subject string, payload any) account.Event {
+// Audit is an admin action's event.
+func Audit(subject string, payload any) account.Event {
 	return account.Event{Subject: subject, Payload: payload}
 }
 
-// actorOf is the admin of an admin event.
-func actorOf(actor account.Principal) events.Actor {
+// ActorOf is the admin of an admin event.
+func ActorOf(actor account.Principal) events.Actor {
 	return events.Actor{ActorID: actor.UserID, ActorSessionID: actor.SessionID}
 }

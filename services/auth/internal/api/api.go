@@ -10,9 +10,12 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talentforge/auth/pkg/config"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
+	"github.com/talentforge/auth/services/auth/internal/flags"
+	"github.com/talentforge/auth/services/auth/internal/webhooks"
 )
 
 // Handler serves the v1 routes.
@@ -35,6 +38,14 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	// V1Sunset, when not zero, makes v1 answers carry Deprecation and Sunset (API_V1_SUNSET).
 	V1Sunset time.Time
+	// ClaimHeaders are the access-token claims ForwardAuth passes on as headers
+	// (VERIFY_CLAIM_HEADERS; claimheaders.go).
+	ClaimHeaders []config.ClaimHeader
+	// Flags are the feature flags: the admin routes switch them, and the routes of a
+	// flow that is off answer 404 feature_disabled. Nil: every flow on (the flag routes 503).
+	Flags *flags.Flags
+	// Webhooks is the admin API's webhook endpoints.
+	Webhooks *webhooks.Service
 	// Metrics is where the business metrics (metrics.go) are registered: the service's
 	// registry. Nil counts them without exporting them.
 	Metrics prometheus.Registerer
@@ -70,8 +81,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/v1/auth/login/mfa", h.loginMFA)
 	e.POST("/v1/auth/refresh", h.refresh)
 	e.POST("/v1/auth/logout", h.logout, auth)
-	e.POST("/v1/auth/passkey/finish", h.finishPasskeyLogin)
-	e.POST("/v1/auth/otp/verify", h.verifyOTP)
+	e.POST("/v1/auth/passkey/finish", h.finishPasskeyLogin, h.requireFlag(flags.Passkeys))
+	e.POST("/v1/auth/otp/verify", h.verifyOTP, h.requireFlag(flags.OTPLogin))
 	h.registerV2(e)
 }
 
@@ -108,6 +119,8 @@ func (h *Handler) registerShared(e *echo.Echo, v string) {
 	e.GET(v+"/admin/roles", h.adminListRoles, adm...)
 	e.POST(v+"/admin/roles", h.adminCreateRole, adm...)
 	e.DELETE(v+"/admin/roles/:name", h.adminDeleteRole, adm...)
+	h.registerWebhooks(e, v)
+	h.registerFlags(e, v)
 }
 
 // globalLimit spends the client's global budget on every API route but the probes

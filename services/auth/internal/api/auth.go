@@ -59,6 +59,7 @@ func (h *Handler) loginPair(c echo.Context) (account.TokenPair, error) {
 	}
 	pair, err := h.svc.Login(c.Request().Context(), req.Email, req.Password, client(c))
 	h.metrics.login(err, pair.MFARequired)
+	pair.MFAFactors = h.offeredFactors(c, pair.MFAFactors)
 	return pair, err
 }
 
@@ -113,6 +114,7 @@ func (h *Handler) verify(c echo.Context) error {
 	hd.Set("X-Auth-Email", p.User.Email)
 	hd.Set("X-Auth-Roles", strings.Join(p.User.Roles, ","))
 	hd.Set("X-Auth-Session-Id", p.SessionID)
+	h.setClaimHeaders(hd, p.Claims)
 	return c.NoContent(http.StatusOK)
 }
 

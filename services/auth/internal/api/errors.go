@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/talentforge/auth/pkg/accounts"
@@ -9,6 +10,8 @@ import (
 	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
+	"github.com/talentforge/auth/services/auth/internal/flags"
+	"github.com/talentforge/auth/services/auth/internal/webhooks"
 )
 
 // The one table from use-case errors to answers, ending with the account core's.
@@ -55,6 +58,11 @@ var errorTable = append(httpx.ErrorTable{
 	{Err: admin.ErrInvalidPermission, Resp: httpx.NewError(http.StatusBadRequest, "invalid_permission", "A permission looks like resource:action, e.g. jobs:write.")},
 	{Err: admin.ErrInvalidCursor, Resp: httpx.NewError(http.StatusBadRequest, "invalid_cursor", "The cursor is not one this API returned.")},
 	{Err: admin.ErrInvalidLimit, Resp: httpx.NewError(http.StatusBadRequest, "invalid_request", "limit must be between 1 and 200.")},
+	{Err: flags.ErrUnknownFlag, Resp: httpx.NewError(http.StatusNotFound, "unknown_flag", "No feature flag has this name.")},
+	{Err: webhooks.ErrInvalidLimit, Resp: httpx.NewError(http.StatusBadRequest, "invalid_request", "limit must be between 1 and 200.")},
+	{Err: webhooks.ErrUnknownEvent, Resp: httpx.NewError(http.StatusBadRequest, "unknown_event", "events must list at least one event type of docs/events.md, e.g. auth.user.registered.")},
+	{Err: webhooks.ErrInvalidDescription, Resp: httpx.NewError(http.StatusBadRequest, "invalid_description", "A description is at most 500 characters without control characters.")},
+	{Err: webhooks.ErrTooManyEndpoints, Resp: httpx.NewError(http.StatusConflict, "too_many_webhooks", "There are as many webhook endpoints as there may be (100); delete one first.")},
 }, accounts.Errors...)
 
 // MapError turns a use-case error into an answer; anything unknown passes through to
@@ -67,6 +75,12 @@ func MapError(err error) error {
 	var limited *account.RateLimitedError
 	if errors.As(err, &limited) {
 		return rateLimited(limited)
+	}
+	// The code of every flow that is off (as ErrPasskeysOff and ErrSMSOff), naming the flag.
+	var off *flags.DisabledError
+	if errors.As(err, &off) {
+		return &httpx.Error{Status: http.StatusNotFound, Code: "feature_disabled",
+			Message: fmt.Sprintf("This feature is turned off (feature flag %s).", off.Flag), Err: err}
 	}
 	return errorTable.Map(err)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/flags"
 )
 
 // loginMFARequest answers a pending login with a code, or with a passkey: the flow of
@@ -41,6 +42,12 @@ func (h *Handler) loginMFAPair(c echo.Context) (account.TokenPair, error) {
 	if req.MFAToken == "" || (req.Code != "") == byPasskey {
 		h.metrics.login(account.ErrInvalidRequest, false)
 		return account.TokenPair{}, account.ErrInvalidRequest
+	}
+	if byPasskey {
+		if err := h.flagOn(c, flags.Passkeys); err != nil {
+			h.metrics.login(err, false)
+			return account.TokenPair{}, err
+		}
 	}
 	var pair account.TokenPair
 	var err error

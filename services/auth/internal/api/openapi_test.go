@@ -393,6 +393,8 @@ func TestOpenAPIValidatesTraffic(t *testing.T) {
 		oaPasskeyFlows(c)
 		oaOTPFlows(c)
 		oaAdminFlows(c, adminEmail)
+		oaWebhookFlows(c, adminEmail)
+		oaFlagFlows(c, adminEmail)
 	}
 
 	// Every registered route answered at least once with a success.

@@ -8,18 +8,21 @@ import (
 	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/flags"
 )
 
 // One-time codes: sign-in by an emailed code or link or an SMS code under /auth/otp,
 // and the caller's phone number under /users/me/phone. Only the sign-in's verify
 // differs between versions (v2: the refresh token in the cookie).
 
-// registerOTP adds the routes of version v shared by both versions.
+// registerOTP adds the routes of version v shared by both versions. The sign-in routes
+// answer 404 feature_disabled while otp_login is off, the phone routes while phone is
+// off, and so does an SMS sign-in ({phone}) while phone is off.
 func (h *Handler) registerOTP(e *echo.Echo, v string) {
-	auth := h.authenticate
-	e.POST(v+"/auth/otp", h.requestOTP)
-	e.POST(v+"/users/me/phone", h.setPhone, auth)
-	e.POST(v+"/users/me/phone/verify", h.verifyPhone, auth)
+	auth, phone := h.authenticate, h.requireFlag(flags.Phone)
+	e.POST(v+"/auth/otp", h.requestOTP, h.requireFlag(flags.OTPLogin))
+	e.POST(v+"/users/me/phone", h.setPhone, phone, auth)
+	e.POST(v+"/users/me/phone/verify", h.verifyPhone, phone, auth)
 }
 
 type otpRequest struct {
@@ -31,6 +34,11 @@ func (h *Handler) requestOTP(c echo.Context) error {
 	var req otpRequest
 	if err := httpx.BindJSON(c, &req); err != nil {
 		return err
+	}
+	if req.Phone != "" {
+		if err := h.flagOn(c, flags.Phone); err != nil {
+			return err
+		}
 	}
 	if err := h.svc.RequestOTP(c.Request().Context(), req.Email, req.Phone, client(c)); err != nil {
 		return err
@@ -52,9 +60,16 @@ func (h *Handler) otpPair(c echo.Context) (account.TokenPair, error) {
 		h.metrics.login(err, false)
 		return account.TokenPair{}, err
 	}
+	if req.Phone != "" {
+		if err := h.flagOn(c, flags.Phone); err != nil {
+			h.metrics.login(err, false)
+			return account.TokenPair{}, err
+		}
+	}
 	pair, err := h.svc.VerifyOTP(c.Request().Context(), account.OTPAttempt{Email: req.Email, Phone: req.Phone,
 		Code: req.Code, Token: req.Token}, client(c))
 	h.metrics.login(err, pair.MFARequired)
+	pair.MFAFactors = h.offeredFactors(c, pair.MFAFactors)
 	return pair, err
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/flags"
 )
 
 // Passkeys: registration and management under /users/me/passkeys (Bearer), sign-in
@@ -17,16 +18,17 @@ import (
 // /auth/login/mfa). Only the sign-in's finish differs between versions (v2: the refresh
 // token in the cookie).
 
-// registerPasskeys adds the passkey routes of version v shared by both versions.
+// registerPasskeys adds the passkey routes of version v shared by both versions; each
+// answers 404 feature_disabled while the passkeys flag is off.
 func (h *Handler) registerPasskeys(e *echo.Echo, v string) {
-	auth := h.authenticate
-	e.POST(v+"/users/me/passkeys/begin", h.beginPasskeyRegistration, auth)
-	e.POST(v+"/users/me/passkeys/finish", h.finishPasskeyRegistration, auth)
-	e.GET(v+"/users/me/passkeys", h.listPasskeys, auth)
-	e.PATCH(v+"/users/me/passkeys/:id", h.renamePasskey, auth)
-	e.DELETE(v+"/users/me/passkeys/:id", h.deletePasskey, auth)
-	e.POST(v+"/auth/passkey/begin", h.beginPasskeyLogin)
-	e.POST(v+"/auth/login/mfa/passkey/begin", h.beginPasskeyMFA)
+	auth, on := h.authenticate, h.requireFlag(flags.Passkeys)
+	e.POST(v+"/users/me/passkeys/begin", h.beginPasskeyRegistration, on, auth)
+	e.POST(v+"/users/me/passkeys/finish", h.finishPasskeyRegistration, on, auth)
+	e.GET(v+"/users/me/passkeys", h.listPasskeys, on, auth)
+	e.PATCH(v+"/users/me/passkeys/:id", h.renamePasskey, on, auth)
+	e.DELETE(v+"/users/me/passkeys/:id", h.deletePasskey, on, auth)
+	e.POST(v+"/auth/passkey/begin", h.beginPasskeyLogin, on)
+	e.POST(v+"/auth/login/mfa/passkey/begin", h.beginPasskeyMFA, on)
 }
 
 // ceremonyView is a begin's answer: options for navigator.credentials.create or .get.

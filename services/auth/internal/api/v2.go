@@ -13,6 +13,7 @@ import (
 	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
+	"github.com/talentforge/auth/services/auth/internal/flags"
 )
 
 // API v2 serves the resources of v1 through the very same handlers and use cases. Two
@@ -55,8 +56,8 @@ func (h *Handler) registerV2(e *echo.Echo) {
 	auth, csrf := h.authenticate, h.csrfGuard
 	e.POST("/v2/auth/login", h.loginV2, csrf)
 	e.POST("/v2/auth/login/mfa", h.loginMFAV2, csrf)
-	e.POST("/v2/auth/passkey/finish", h.finishPasskeyLoginV2, csrf)
-	e.POST("/v2/auth/otp/verify", h.verifyOTPV2, csrf)
+	e.POST("/v2/auth/passkey/finish", h.finishPasskeyLoginV2, h.requireFlag(flags.Passkeys), csrf)
+	e.POST("/v2/auth/otp/verify", h.verifyOTPV2, h.requireFlag(flags.OTPLogin), csrf)
 	e.POST("/v2/auth/refresh", h.refreshV2, csrf)
 	e.POST("/v2/auth/logout", h.logoutV2, csrf, auth)
 }

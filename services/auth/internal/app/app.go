@@ -23,14 +23,18 @@ import (
 	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/pkg/tokenhook"
+	"github.com/talentforge/auth/pkg/webhook"
 	"github.com/talentforge/auth/services/auth/apidoc"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/api"
 	"github.com/talentforge/auth/services/auth/internal/emailqueue"
+	"github.com/talentforge/auth/services/auth/internal/flags"
 	"github.com/talentforge/auth/services/auth/internal/passkey"
 	"github.com/talentforge/auth/services/auth/internal/phone"
 	"github.com/talentforge/auth/services/auth/internal/store"
+	"github.com/talentforge/auth/services/auth/internal/webhooks"
 )
 
 // JWKSMaxAge is how long caches may keep the JWKS; a new key waits as long before it signs.
@@ -103,6 +107,10 @@ type App struct {
 	// Accounts is the use cases; it is the handler of Emails (tests drive a processor
 	// that does not run with it: Emails.ProcessDue, Emails.HouseKeep).
 	Accounts *account.Service
+	// Flags are the feature flags (FEATURE_FLAGS, then the admin API's changes in the
+	// Redis hash flags.Key(NATS_NAMESPACE)); New refreshes them every second until ctx
+	// ends or Close.
+	Flags *flags.Flags
 }
 
 // Option changes how New composes the service.
@@ -181,13 +189,18 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	// Forgot-password and resend answer once the request is stored; this processor
 	// sends what it asks for (every replica runs one; see emailqueue).
 	a.Emails = emailqueue.New(log, emailqueue.WithMetrics(reg))
+	// ACCESS_TOKEN_HOOK_URL: every pair is shown to the hook before it is signed.
+	hook, err := tokenhook.FromConfig(cfg.AccessTokenHook, reg, log)
+	if err != nil {
+		return nil, err
+	}
 	core := accounts.NewSessions(cache, sessions, accounts.JWT{
 		Issuer: token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
 		// Verified signatures are remembered until each token's exp (keyed by the
 		// SHA-256 of the whole token, dropped with their key); the session and user
 		// are still checked on every request, so a logout is seen at once.
 		Verifier: token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience, token.WithVerifiedCache(VerifiedTokenCacheSize)),
-	}, mfachallenge.New(a.Redis))
+	}, mfachallenge.New(a.Redis), accounts.WithHook(hook))
 	withPasskeys, err := passkeys(cfg, log, users, a)
 	if err != nil {
 		return nil, err
@@ -221,6 +234,13 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		// Stopped by Close, before PostgreSQL and Redis (closers run newest first).
 		a.OnClose(a.Emails.Start(context.WithoutCancel(ctx), svc))
 	}
+	// A bad FEATURE_FLAGS stops the start here. Each deployment (each test) on a shared
+	// Redis has its flags under its own namespace, as its streams on a shared NATS.
+	if a.Flags, err = flags.New(ctx, flags.Options{Redis: a.Redis, DB: a.DB, EventKeys: a.EventKeys,
+		Startup: cfg.FeatureFlags, Key: flags.Key(string(cfg.NATSNamespace)), Logger: log}); err != nil {
+		return nil, err
+	}
+	a.OnClose(a.Flags.Start(ctx))
 
 	// /readyz: postgres, redis and nats (the connection and the outbox relay).
 	a.Server = httpx.New(log, reg, append(a.ServerOptions(),
@@ -236,7 +256,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	adm := admin.NewService(store.NewAdmin(users), sessions)
 	api.New(svc, adm, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins, RefreshTokenTTL: cfg.RefreshTokenTTL, V1Sunset: cfg.APIV1Sunset,
-		Metrics: reg}).Register(a.Server.Echo)
+		ClaimHeaders: cfg.VerifyClaimHeaders,
+		Flags:        a.Flags,
+		Webhooks:     webhooks.New(store.NewWebhooks(users), a.EventKeys, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivateNetworks}),
+		Metrics:      reg}).Register(a.Server.Echo)
 	if cfg.PprofEnabled {
 		registerPprof(a.Server.Echo)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/talentforge/auth/pkg/ratelimit"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
+	"github.com/talentforge/auth/pkg/tokenhook"
 	"github.com/talentforge/auth/pkg/usercache"
 	"github.com/talentforge/auth/services/oauth/apidoc"
 	"github.com/talentforge/auth/services/oauth/internal/api"
@@ -122,10 +123,15 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 	// Bearer tokens are checked through auth's user cache, the same check as auth's.
 	entries := usercache.New(a.Redis)
 	users := store.New(a.DB, a.EventKeys, entries)
+	// ACCESS_TOKEN_HOOK_URL: auth's hook, shown every pair oauth mints too.
+	hook, err := tokenhook.FromConfig(cfg.AccessTokenHook, reg, log)
+	if err != nil {
+		return nil, err
+	}
 	core := accounts.NewSessions(accounts.NewCache(a.Redis, users.Store, sessions, entries), sessions,
 		accounts.JWT{Issuer: token.NewIssuer(a.Keys, cfg.PublicURL, cfg.JWTAudience, cfg.AccessTokenTTL),
 			Verifier: token.NewVerifier(a.Keys, cfg.PublicURL, cfg.JWTAudience)},
-		mfachallenge.New(a.Redis))
+		mfachallenge.New(a.Redis), accounts.WithHook(hook))
 	svc, err := signin.New(ps, flow.New(a.Redis), users, core,
 		signin.Config{RedirectAllowlist: cfg.OAuthRedirectAllowlist, AdminEmails: cfg.AdminEmails,
 			EmailVerificationRequired: cfg.EmailVerificationRequired}, m,

@@ -27,6 +27,7 @@ import (
 	"github.com/talentforge/auth/services/token-worker/internal/notify"
 	"github.com/talentforge/auth/services/token-worker/internal/sentmail"
 	"github.com/talentforge/auth/services/token-worker/internal/sms"
+	"github.com/talentforge/auth/services/token-worker/internal/webhooks"
 )
 
 // Durable consumer names on the events stream.
@@ -34,6 +35,8 @@ const (
 	EmailConsumer = "token-worker-email"
 	AuditConsumer = "token-worker-audit"
 	SMSConsumer   = "token-worker-sms"
+	// WebhooksConsumer fans every event out into webhook deliveries.
+	WebhooksConsumer = webhooks.ConsumerName
 )
 
 // App is the composed worker.
@@ -47,9 +50,12 @@ type App struct {
 	// SMSProvider is SMS_PROVIDER's provider behind its breaker; SMS its consumer.
 	SMSProvider *sms.Breaker
 	SMS         *consumer.Consumer
-	Partitions  *audit.Partitions
-	Cleaner     *cleanup.Cleaner
-	log         *zap.Logger
+	// Webhooks fans the events out into webhook deliveries; Dispatcher delivers them.
+	Webhooks   *consumer.Consumer
+	Dispatcher *webhooks.Dispatcher
+	Partitions *audit.Partitions
+	Cleaner    *cleanup.Cleaner
+	log        *zap.Logger
 }
 
 type options struct {
@@ -104,7 +110,8 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 	// No context: nothing of the worker's platform runs in the background (no relay, no
 	// signing keys); Serve runs the consumers.
 	if a.Platform, err = platform.Open(context.Background(), cfg, log, "token-worker",
-		platform.WithDB(postgres.Options{MaxOpenConns: 2*(s.EmailConcurrency+s.AuditConcurrency+s.SMSConcurrency) + 4, StatementTimeout: 10 * time.Second}),
+		platform.WithDB(postgres.Options{MaxOpenConns: 2*(s.EmailConcurrency+2*s.AuditConcurrency+s.SMSConcurrency) + s.WebhookConcurrency + 6,
+			StatementTimeout: 10 * time.Second}),
 		platform.WithNATS(),
 	); err != nil {
 		return nil, err
@@ -170,10 +177,27 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 			return a.SMSProvider.Wait(ctx)
 		})), o.smsOpts...)...)
 
+	// Webhooks: a consumer of its own reads every event and writes one delivery per
+	// subscribed endpoint (as many at once as the audit log's, one INSERT each); the
+	// dispatcher calls the endpoints. The worker has no outbox relay: the
+	// auth.webhook.disabled events the dispatcher writes to the outbox when it disables an
+	// endpoint are published by auth's relay, like auth's own.
+	wm := webhooks.NewMetrics(reg)
+	a.Dispatcher = webhooks.NewDispatcher(a.DB, keys, a.JS, streams, cfg.NATSNamespace, webhooks.Config{
+		Concurrency: s.WebhookConcurrency, EndpointConcurrency: s.WebhookEndpointConcurrency, Timeout: s.WebhookTimeout,
+		Schedule: s.WebhookRetrySchedule, DisableAfter: s.WebhookDisableAfter, PollInterval: s.WebhookPollInterval,
+		GaugeInterval: s.LagInterval, Drain: cfg.ShutdownTimeout, AllowPrivate: cfg.WebhookAllowPrivateNetworks,
+	}, webhooks.WithLogger(log.Named("webhooks")), webhooks.WithMetrics(wm))
+	a.Webhooks = consumer.New(a.JS, streams, consumer.Config{
+		Durable: WebhooksConsumer, Label: "webhooks", Subject: events.SubjectAll, Concurrency: s.AuditConcurrency,
+		MaxDeliver: s.MaxDeliver, AckWait: s.AckWait, BackoffMin: s.RetryMin, BackoffMax: s.RetryMax,
+	}, webhooks.NewFanout(a.DB, a.Dispatcher.Wake).Handle, append(common("webhooks"), consumer.WithGate(db.Wait))...)
+
 	a.Partitions = audit.NewPartitions(a.DB, audit.WithMonthsAhead(s.PartitionMonthsAhead),
 		audit.WithInterval(s.PartitionInterval), audit.WithPartitionLogger(log.Named("partitions")))
 	a.Cleaner = cleanup.New(a.DB, cleanup.WithOutboxRetention(s.OutboxRetention),
-		cleanup.WithSentEmailsRetention(s.SentEmailsRetention), cleanup.WithInterval(s.CleanupInterval),
+		cleanup.WithSentEmailsRetention(s.SentEmailsRetention), cleanup.WithWebhookRetention(s.WebhookRetention),
+		cleanup.WithInterval(s.CleanupInterval),
 		cleanup.WithLogger(log.Named("cleanup")), cleanup.WithMetrics(reg))
 
 	// /readyz: postgres and nats (the connection: the worker has no relay), then the
@@ -182,17 +206,20 @@ func New(cfg *config.Config, s Settings, keys *keyring.Keyring, log *zap.Logger,
 		httpx.WithTrustedProxies(cfg.TrustedProxies),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 		// One check per consumer ("consumer token-worker-email", "consumer
-		// token-worker-audit", "consumer token-worker-sms"): a worker whose NATS
+		// token-worker-audit", "consumer token-worker-sms", "consumer
+		// token-worker-webhooks"): a worker whose NATS
 		// connection is up but whose consumer is not set up on the stream, or whose
 		// fetches keep failing (a JetStream that does not answer), sends nothing and must
 		// not say it is ready. The partition and clean-up loops (Partitions, Cleaner) are
 		// not checks: they only touch PostgreSQL, which has its own, and a pass that fails
 		// is logged and retried while the worker keeps consuming (the DEFAULT partition
 		// holds audit entries meanwhile). Nor is the SMS provider: like the SMTP relay it
-		// has a breaker that holds its consumer back.
+		// has a breaker that holds its consumer back. Nor is the webhook dispatcher: it
+		// only needs PostgreSQL, and an endpoint that fails is its own business.
 		httpx.WithReadyCheck("consumer "+EmailConsumer, a.Email.Ready),
 		httpx.WithReadyCheck("consumer "+AuditConsumer, a.Audit.Ready),
 		httpx.WithReadyCheck("consumer "+SMSConsumer, a.SMS.Ready),
+		httpx.WithReadyCheck("consumer "+WebhooksConsumer, a.Webhooks.Ready),
 		httpx.WithOpenAPI(apidoc.YAML),
 	)...)
 	return a, nil
@@ -216,6 +243,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { a.Email.Run(ctx) })
 	wg.Go(func() { a.Audit.Run(ctx) })
 	wg.Go(func() { a.SMS.Run(ctx) })
+	wg.Go(func() { a.Webhooks.Run(ctx) })
+	wg.Go(func() { a.Dispatcher.Run(ctx) })
 	wg.Go(func() { a.Partitions.Run(ctx) })
 	wg.Go(func() { a.Cleaner.Run(ctx) })
 	err := a.Server.Serve(ctx, ln)

@@ -33,6 +33,14 @@ import (
 //	WORKER_PARTITION_MONTHS_AHEAD       2      audit partitions made ahead of the current month
 //	WORKER_PARTITION_INTERVAL           24h    time between partition checks
 //	WORKER_LAG_INTERVAL                 15s    how often the consumers' lag is read
+//	WORKER_WEBHOOK_CONCURRENCY          8      webhook calls at once (per process)
+//	WORKER_WEBHOOK_ENDPOINT_CONCURRENCY 2      webhook calls at once to one endpoint (per process)
+//	WORKER_WEBHOOK_TIMEOUT              10s    one webhook call, connection to last byte; the lease is twice it
+//	WORKER_WEBHOOK_RETRY_SCHEDULE       5s,30s,2m,10m,30m,2h,6h,12h  delays before the 2nd, 3rd... attempt;
+//	                                           after the last, the delivery is dead-lettered (9 attempts, ~21 h)
+//	WORKER_WEBHOOK_DISABLE_AFTER        24h    an endpoint failing that long (no success since) is disabled
+//	WORKER_WEBHOOK_POLL_INTERVAL        1s     how often due deliveries are looked for
+//	WORKER_WEBHOOK_RETENTION            720h   finished deliveries are kept this long
 type Settings struct {
 	EmailsPerAddressPerHour int
 	EmailConcurrency        int
@@ -54,7 +62,19 @@ type Settings struct {
 	PartitionMonthsAhead    int
 	PartitionInterval       time.Duration
 	LagInterval             time.Duration
+	// Webhooks (internal/webhooks).
+	WebhookConcurrency         int
+	WebhookEndpointConcurrency int
+	WebhookTimeout             time.Duration
+	WebhookRetrySchedule       []time.Duration
+	WebhookDisableAfter        time.Duration
+	WebhookPollInterval        time.Duration
+	WebhookRetention           time.Duration
 }
+
+// DefaultWebhookRetrySchedule is WORKER_WEBHOOK_RETRY_SCHEDULE's default: 9 attempts,
+// the last about 21 hours after the first.
+const DefaultWebhookRetrySchedule = "5s,30s,2m,10m,30m,2h,6h,12h"
 
 type settingsParser struct {
 	lookup func(string) (string, bool)
@@ -100,6 +120,29 @@ func (p *settingsParser) duration(name string, def, lo time.Duration) time.Durat
 	return d
 }
 
+// durations reads a comma-separated list of durations, each at least lo, at most max
+// of them.
+func (p *settingsParser) durations(name, def string, lo time.Duration, max int) []time.Duration {
+	raw := p.raw(name, def)
+	var out []time.Duration
+	for part := range strings.SplitSeq(raw, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			p.fail(name, "%q is not a comma-separated list of durations (e.g. 5s,30s,2m)", raw)
+			return nil
+		}
+		if d < lo {
+			p.fail(name, "every delay must be at least %s", lo)
+			return nil
+		}
+		out = append(out, d)
+	}
+	if len(out) > max {
+		p.fail(name, "at most %d delays", max)
+	}
+	return out
+}
+
 // LoadSettings reads the worker's settings through lookup (os.LookupEnv in production).
 func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	p := &settingsParser{lookup: lookup}
@@ -125,6 +168,20 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 		PartitionMonthsAhead:    p.integer("WORKER_PARTITION_MONTHS_AHEAD", 2, 1, 24),
 		PartitionInterval:       p.duration("WORKER_PARTITION_INTERVAL", 24*time.Hour, time.Second),
 		LagInterval:             p.duration("WORKER_LAG_INTERVAL", 15*time.Second, 100*time.Millisecond),
+
+		WebhookConcurrency:         p.integer("WORKER_WEBHOOK_CONCURRENCY", 8, 1, 256),
+		WebhookEndpointConcurrency: p.integer("WORKER_WEBHOOK_ENDPOINT_CONCURRENCY", 2, 1, 256),
+		WebhookTimeout:             p.duration("WORKER_WEBHOOK_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+		WebhookRetrySchedule:       p.durations("WORKER_WEBHOOK_RETRY_SCHEDULE", DefaultWebhookRetrySchedule, 10*time.Millisecond, 50),
+		WebhookDisableAfter:        p.duration("WORKER_WEBHOOK_DISABLE_AFTER", 24*time.Hour, time.Millisecond),
+		WebhookPollInterval:        p.duration("WORKER_WEBHOOK_POLL_INTERVAL", time.Second, 10*time.Millisecond),
+		WebhookRetention:           p.duration("WORKER_WEBHOOK_RETENTION", 30*24*time.Hour, time.Hour),
+	}
+	if s.WebhookEndpointConcurrency > s.WebhookConcurrency {
+		p.fail("WORKER_WEBHOOK_ENDPOINT_CONCURRENCY", "must not be above WORKER_WEBHOOK_CONCURRENCY")
+	}
+	if s.WebhookTimeout > time.Minute {
+		p.fail("WORKER_WEBHOOK_TIMEOUT", "must be at most 1m")
 	}
 	if s.RetryMax < s.RetryMin {
 		p.fail("WORKER_RETRY_MAX", "must not be below WORKER_RETRY_MIN")

@@ -6,13 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/postgres"
+	"github.com/talentforge/auth/services/token-worker/internal/redact"
 	"github.com/talentforge/auth/services/token-worker/internal/retry"
 )
 
@@ -114,51 +114,7 @@ func nullUUID(s string) uuid.NullUUID {
 	return uuid.NullUUID{UUID: u, Valid: err == nil && s != ""}
 }
 
-// Scrub returns the payload without secrets: any field, at any depth, whose name is a
-// token, a sealed value, a password, a secret or a one-time code. The audit log never holds one.
-func Scrub(raw json.RawMessage) (json.RawMessage, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return json.RawMessage("{}"), nil
-	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, err
-	}
-	out, err := json.Marshal(scrub(v))
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func scrub(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, val := range t {
-			if secret(k) {
-				delete(t, k)
-				continue
-			}
-			t[k] = scrub(val)
-		}
-	case []any:
-		for i := range t {
-			t[i] = scrub(t[i])
-		}
-	}
-	return v
-}
-
-func secret(key string) bool {
-	k := strings.ToLower(key)
-	switch k {
-	case "code", "otp", "totp", "mfa_code", "recovery_code", "recovery_codes":
-		return true
-	}
-	for _, part := range []string{"token", "sealed", "password", "secret"} {
-		if strings.Contains(k, part) {
-			return true
-		}
-	}
-	return false
-}
+// Scrub returns the payload without secrets (redact.Payload: the rule the webhook
+// bodies share): any field, at any depth, whose name is a token, a sealed value, a
+// password, a secret, a hash or a one-time code. The audit log never holds one.
+func Scrub(raw json.RawMessage) (json.RawMessage, error) { return redact.Payload(raw) }

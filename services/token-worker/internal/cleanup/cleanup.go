@@ -1,6 +1,7 @@
 // Package cleanup deletes what nobody needs any more: verification and reset tokens that
-// expired or were used, outbox rows published longer ago than the retention, and email
-// ledger rows older than any redelivery can be.
+// expired or were used, outbox rows published longer ago than the retention, email
+// ledger rows older than any redelivery can be, and webhook deliveries finished longer
+// ago than their retention.
 package cleanup
 
 import (
@@ -18,12 +19,13 @@ import (
 type Result map[string]int64
 
 type options struct {
-	outboxRetention time.Duration
-	sentRetention   time.Duration
-	interval        time.Duration
-	batch           int
-	log             *zap.Logger
-	deleted         *prometheus.CounterVec
+	outboxRetention  time.Duration
+	sentRetention    time.Duration
+	webhookRetention time.Duration
+	interval         time.Duration
+	batch            int
+	log              *zap.Logger
+	deleted          *prometheus.CounterVec
 }
 
 // Option configures a Cleaner.
@@ -37,6 +39,11 @@ func WithOutboxRetention(d time.Duration) Option { return func(o *options) { o.o
 func WithSentEmailsRetention(d time.Duration) Option {
 	return func(o *options) { o.sentRetention = d }
 }
+
+// WithWebhookRetention keeps finished webhook deliveries (succeeded, dead, cancelled) this
+// long after they finished (default 30 days); a dead one is kept until it is in
+// AUTH_DEADLETTER whatever its age.
+func WithWebhookRetention(d time.Duration) Option { return func(o *options) { o.webhookRetention = d } }
 
 // WithInterval sets the time between passes (default 1 h).
 func WithInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
@@ -65,7 +72,7 @@ type Cleaner struct {
 
 // New returns a cleaner.
 func New(db *postgres.DB, opts ...Option) *Cleaner {
-	o := options{outboxRetention: 7 * 24 * time.Hour, sentRetention: 30 * 24 * time.Hour, interval: time.Hour, batch: 1000, log: zap.NewNop()}
+	o := options{outboxRetention: 7 * 24 * time.Hour, sentRetention: 30 * 24 * time.Hour, webhookRetention: 30 * 24 * time.Hour, interval: time.Hour, batch: 1000, log: zap.NewNop()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -82,6 +89,8 @@ func (c *Cleaner) RunOnce(ctx context.Context) (Result, error) {
 		{"one_time_tokens", "expires_at < now() OR used_at IS NOT NULL", nil},
 		{"outbox", "published_at IS NOT NULL AND published_at < now() - make_interval(secs => ?)", []any{c.o.outboxRetention.Seconds()}},
 		{"sent_emails", "created_at < now() - make_interval(secs => ?)", []any{c.o.sentRetention.Seconds()}},
+		{"webhook_deliveries", "finished_at < now() - make_interval(secs => ?) AND (status <> 'dead' OR dead_lettered_at IS NOT NULL)",
+			[]any{c.o.webhookRetention.Seconds()}},
 	}
 	for _, j := range jobs {
 		// The table names and conditions are constants of this file.
@@ -113,7 +122,7 @@ func (c *Cleaner) Run(ctx context.Context) {
 			c.o.log.Warn("clean-up failed; retrying at the next pass", zap.Error(err))
 		case err == nil:
 			c.o.log.Info("clean-up done", zap.Int64("tokens", res["one_time_tokens"]), zap.Int64("outbox", res["outbox"]),
-				zap.Int64("sent_emails", res["sent_emails"]))
+				zap.Int64("sent_emails", res["sent_emails"]), zap.Int64("webhook_deliveries", res["webhook_deliveries"]))
 		}
 		select {
 		case <-ctx.Done():

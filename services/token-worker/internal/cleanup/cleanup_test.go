@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,8 +64,27 @@ func TestRunOnce(t *testing.T) {
 		(?, 'verification', 'a@example.com', 'sent', now() - interval '31 days'), (?, 'verification', 'a@example.com', 'sent', now() - interval '6 days')`,
 		oldEmail, newEmail)
 
+	endpoint := uuid.New()
+	exec(`INSERT INTO webhook_endpoints (id, url, events, secret_sealed) VALUES (?, 'https://hooks.example.com/', '{auth.user.registered}', '{}')`, endpoint)
+	deliveries := map[string]string{ // name -> extra columns
+		"old-succeeded":        "status = 'succeeded', finished_at = now() - interval '31 days'",
+		"old-cancelled":        "status = 'cancelled', finished_at = now() - interval '31 days'",
+		"old-dead-published":   "status = 'dead', finished_at = now() - interval '31 days', dead_lettered_at = now() - interval '31 days'",
+		"old-dead-unpublished": "status = 'dead', finished_at = now() - interval '31 days'",
+		"recent-succeeded":     "status = 'succeeded', finished_at = now() - interval '29 days'",
+		"old-pending":          "created_at = now() - interval '40 days'",
+	}
+	deliveryIDs := map[string]uuid.UUID{}
+	for name, set := range deliveries {
+		deliveryIDs[name] = uuid.New()
+		exec(`INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body) VALUES (?, ?, ?, 'auth.user.registered', '{}')`,
+			deliveryIDs[name], endpoint, uuid.New())
+		exec("UPDATE webhook_deliveries SET "+set+" WHERE id = ?", deliveryIDs[name])
+	}
+
 	reg := prometheus.NewRegistry()
-	c := cleanup.New(db, cleanup.WithBatch(1), cleanup.WithMetrics(reg)) // batches of one: the loop must go on
+	c := cleanup.New(db, cleanup.WithBatch(1), cleanup.WithMetrics(reg), // batches of one: the loop must go on
+		cleanup.WithWebhookRetention(30*24*time.Hour))
 	res, err := c.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -94,8 +114,14 @@ func TestRunOnce(t *testing.T) {
 	if exists("SELECT 1 FROM sent_emails WHERE event_id = ?", oldEmail) || !exists("SELECT 1 FROM sent_emails WHERE event_id = ?", newEmail) {
 		t.Error("sent_emails: want the 31-day-old row gone and the 6-day-old one kept")
 	}
+	for name, id := range deliveryIDs {
+		want := name == "old-dead-unpublished" || name == "recent-succeeded" || name == "old-pending"
+		if got := exists("SELECT 1 FROM webhook_deliveries WHERE id = ?", id); got != want {
+			t.Errorf("webhook delivery %s kept = %v, want %v", name, got, want)
+		}
+	}
 	again, err := c.RunOnce(ctx)
-	if err != nil || again["one_time_tokens"]+again["outbox"]+again["sent_emails"] != 0 {
+	if err != nil || again["one_time_tokens"]+again["outbox"]+again["sent_emails"]+again["webhook_deliveries"] != 0 {
 		t.Errorf("second pass deleted %v, %v; want nothing", again, err)
 	}
 }

@@ -258,6 +258,28 @@ func TestTemplates(t *testing.T) {
 			t.Fatalf("a replaced phone number: %v\n%s", err, text)
 		}
 	})
+	t.Run("webhook notice", func(t *testing.T) {
+		id := "0190a8a4-0000-7000-8000-0000000000c1"
+		d := mailer.Data{Name: "Ada", AppURL: "https://a.test", OccurredAt: now, WebhookID: id, WebhookURL: "https://hooks.example.com/in?a=<b>",
+			LastError: "HTTP 503", FailingSince: now.Add(-25 * time.Hour)}
+		subject, text, html, err := tpl.Render(mailer.KindWebhookDisabled, d, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subject != "A TalentForge webhook endpoint was disabled" {
+			t.Errorf("subject %q", subject)
+		}
+		for _, want := range []string{"Endpoint: https://hooks.example.com/in?a=<b>\n", "Last error: HTTP 503\n", "failed since 28 February 2026 at 09:00 UTC",
+			"POST /v1/admin/webhooks/" + id + "/enable", "AUTH_DEADLETTER"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("text lacks %q:\n%s", want, text)
+			}
+		}
+		if !strings.Contains(html, "<code>https://hooks.example.com/in?a=&lt;b&gt;</code>") || strings.Contains(html, `href="https://hooks`) ||
+			!strings.Contains(html, "/v1/admin/webhooks/"+id+"/enable") {
+			t.Errorf("the HTML does not show the URL as escaped text, or lacks the enable route:\n%s", html)
+		}
+	})
 	t.Run("no name", func(t *testing.T) {
 		_, text, html, err := tpl.Render(mailer.KindEmailVerified, mailer.Data{AppURL: "https://a.test"}, now)
 		if err != nil || !strings.HasPrefix(text, "Hi,\n") || !strings.Contains(html, ">Hi,<") {

@@ -31,11 +31,13 @@ const (
 	KindPasskeyRemoved   Kind = "passkey_removed"
 	KindOTP              Kind = "otp"
 	KindPhoneVerified    Kind = "phone_verified"
+	// KindWebhookDisabled tells an admin the worker disabled a failing webhook endpoint.
+	KindWebhookDisabled Kind = "webhook_disabled"
 )
 
 // Kinds lists every kind.
 var Kinds = []Kind{KindVerification, KindPasswordReset, KindRegisterExisting, KindPasswordChanged, KindEmailVerified,
-	KindMFAEnabled, KindMFADisabled, KindPasskeyAdded, KindPasskeyRemoved, KindOTP, KindPhoneVerified}
+	KindMFAEnabled, KindMFADisabled, KindPasskeyAdded, KindPasskeyRemoved, KindOTP, KindPhoneVerified, KindWebhookDisabled}
 
 var subjects = map[Kind]string{
 	KindVerification:     "Confirm your email address for " + Product,
@@ -49,6 +51,7 @@ var subjects = map[Kind]string{
 	KindPasskeyRemoved:   "A passkey was removed from your " + Product + " account",
 	KindOTP:              "Your sign-in code for " + Product,
 	KindPhoneVerified:    "A phone number was set on your " + Product + " account",
+	KindWebhookDisabled:  "A " + Product + " webhook endpoint was disabled",
 }
 
 // Data is what a template shows. Link and AppURL are built from APP_URL only; nothing
@@ -63,11 +66,17 @@ type Data struct {
 	OccurredAt time.Time // when the event happened
 	// phone_verified: the number set and the one it replaced, masked by the caller.
 	Phone, PreviousPhone string
+	// webhook_disabled: the endpoint (its id and URL), its last failure, and since when
+	// it failed. The URL is shown as text, never made a link.
+	WebhookID, WebhookURL, LastError string
+	FailingSince                     time.Time
 }
 
 type view struct {
 	Data
 	Product, Subject, Expires, When string
+	// Since is FailingSince as the emails write times.
+	Since string
 }
 
 // Templates are the parsed text and HTML templates of every kind.
@@ -99,7 +108,8 @@ func (t *Templates) Render(kind Kind, d Data, now time.Time) (subject, text, htm
 	if !ok {
 		return "", "", "", fmt.Errorf("no template for email kind %q", kind)
 	}
-	v := view{Data: d, Product: Product, Subject: subjects[kind], Expires: expires(d.ExpiresAt, now), When: when(d.OccurredAt, now)}
+	v := view{Data: d, Product: Product, Subject: subjects[kind], Expires: expires(d.ExpiresAt, now), When: when(d.OccurredAt, now),
+		Since: when(d.FailingSince, now)}
 	var tb, hb bytes.Buffer
 	if err := tt.ExecuteTemplate(&tb, "layout", v); err != nil {
 		return "", "", "", fmt.Errorf("render text %s: %w", kind, err)

@@ -40,6 +40,9 @@ var kinds = map[string]mailer.Kind{
 	events.SubjectPasskeyRemoved:         mailer.KindPasskeyRemoved,
 	events.SubjectOTPRequested:           mailer.KindOTP,
 	events.SubjectPhoneVerified:          mailer.KindPhoneVerified,
+	// The token-worker's own event (its webhook dispatcher disables an endpoint), which
+	// auth's relay publishes from the outbox.
+	events.SubjectWebhookDisabled: mailer.KindWebhookDisabled,
 }
 
 // Types returns the event types that make an email, sorted.
@@ -200,7 +203,32 @@ func (s *Service) compose(ev events.Envelope, kind mailer.Kind) (mailer.Email, s
 			}
 		}
 	}
+	if kind == mailer.KindWebhookDisabled {
+		w, ok := decoded.(*events.WebhookDisabled)
+		if !ok {
+			return mailer.Email{}, "", retry.Permanent(fmt.Errorf("%s: the payload is not a webhook's", ev.Type))
+		}
+		if _, err := uuid.Parse(w.WebhookID); err != nil || p.WebhookURL == "" {
+			return mailer.Email{}, "", retry.Permanent(fmt.Errorf("%s: the payload names no webhook id and URL", ev.Type))
+		}
+		data.WebhookID, data.WebhookURL, data.LastError, data.FailingSince = w.WebhookID, oneLine(p.WebhookURL, 2048),
+			oneLine(p.LastError, 200), w.FailingSince
+	}
 	return mailer.Email{ID: ev.ID, To: addr.Address, Kind: kind, Data: data}, "", nil
+}
+
+// oneLine keeps s fit for one line of an email: no control characters, at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(strings.TrimSpace(s)); len(r) > n {
+		s = string(r[:n])
+	}
+	return strings.TrimSpace(s)
 }
 
 // openToken opens the link token sealed in the payload.

@@ -212,6 +212,8 @@ func TestHandleTypedPayloads(t *testing.T) {
 		{events.OTPRequested{UserID: "u", Email: to, Name: name, Code: "654321", Token: "tok-3", ExpiresAt: soon},
 			mailer.KindOTP, "https://app.test/magic-link?token=tok-3", "", true},
 		{events.PhoneVerified{UserID: "u", Email: to, Name: name, Phone: "+4915112345678"}, mailer.KindPhoneVerified, "", "", false},
+		{events.WebhookDisabled{UserID: "u", Email: to, Name: name, WebhookID: uuid.NewString(), URL: "https://hooks.example.com/in",
+			FailingSince: soon.Add(-25 * time.Hour), LastError: "HTTP 503"}, mailer.KindWebhookDisabled, "", "", false},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -243,5 +245,29 @@ func TestHandleTypedPayloads(t *testing.T) {
 		if !covered[typ] {
 			t.Errorf("%s: no case", typ)
 		}
+	}
+}
+
+// The webhook notice names the endpoint, its id and last error, each kept to one line,
+// and a payload without a webhook is dropped.
+func TestHandleWebhookDisabled(t *testing.T) {
+	keys := testKeys(t, "k1")
+	id := uuid.NewString()
+	since := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	l, s := &fakeLedger{}, &fakeSender{}
+	ev := envelope(t, keys, events.SubjectWebhookDisabled, events.WebhookDisabled{UserID: uuid.NewString(), Email: "admin@example.com",
+		Name: "Ada", WebhookID: id, URL: "https://hooks.example.com/in\r\nBcc: x", FailingSince: since, LastError: "HTTP 503\n"})
+	out, err := notify.New(l, s, keys, "https://app.test").Handle(context.Background(), ev)
+	if err != nil || out != notify.OutcomeSent || len(s.sent) != 1 {
+		t.Fatalf("Handle = %q, %v (sent %d)", out, err, len(s.sent))
+	}
+	d := s.sent[0].Data
+	if s.sent[0].Kind != mailer.KindWebhookDisabled || d.WebhookID != id || d.WebhookURL != "https://hooks.example.com/in  Bcc: x" ||
+		d.LastError != "HTTP 503" || !d.FailingSince.Equal(since) || d.Link != "" {
+		t.Errorf("email = %+v", s.sent[0])
+	}
+	bad := envelope(t, keys, events.SubjectWebhookDisabled, map[string]any{"email": "admin@example.com", "webhook_id": "nope", "url": "https://x.test"})
+	if _, err := notify.New(&fakeLedger{}, &fakeSender{}, keys, "https://app.test").Handle(context.Background(), bad); !errors.Is(err, retry.ErrPermanent) {
+		t.Errorf("a notice without a webhook id: %v, want ErrPermanent", err)
 	}
 }
