@@ -15,6 +15,9 @@ export LOG_FORMAT=${LOG_FORMAT:-console}
 if [ -z "${EVENT_KEYS:-}${EVENT_KEYS_FILE:-}" ]; then export EVENT_KEYS_FILE=var/event-keys; fi
 if [ -z "${MFA_ENCRYPTION_KEYS:-}${MFA_ENCRYPTION_KEYS_FILE:-}" ]; then export MFA_ENCRYPTION_KEYS_FILE=var/mfa-keys; fi
 
+# A laptop's webhook receivers listen on localhost: allowed here, never by default.
+export WEBHOOK_ALLOW_PRIVATE_NETWORKS=${WEBHOOK_ALLOW_PRIVATE_NETWORKS:-true}
+
 ports=(8081 8082 8083)
 mailpit=
 if [ -z "${SMTP_HOST:-}" ]; then

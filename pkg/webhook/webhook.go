@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -164,7 +165,7 @@ func (p Policy) resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 	for i, a := range addrs {
 		a = a.Unmap()
 		if !p.allowed(a) {
-			return nil, invalid("the host resolves to a loopback, private, link-local or reserved address (WEBHOOK_ALLOW_PRIVATE_NETWORKS)")
+			return nil, invalid("the host resolves to a loopback, private, link-local, metadata or reserved address (WEBHOOK_ALLOW_PRIVATE_NETWORKS allows all but metadata)")
 		}
 		addrs[i] = a
 	}
@@ -191,10 +192,23 @@ var reserved = []netip.Prefix{
 	netip.MustParsePrefix("100::/64"),
 }
 
-// allowed reports whether a may be connected to: always, with AllowPrivate; else only a
-// global unicast address outside every private and reserved range (metadata services
-// are link-local: 169.254.169.254, fd00:ec2::254 is private).
+// metadata are the cloud instance-metadata services (AWS, GCP, Azure, OpenStack at
+// 169.254.169.254, AWS over IPv6, ECS task credentials, Alibaba): refused even with
+// AllowPrivate, since no receiver lives there and they hand out credentials.
+var metadata = []netip.Addr{
+	netip.MustParseAddr("169.254.169.254"),
+	netip.MustParseAddr("fd00:ec2::254"),
+	netip.MustParseAddr("169.254.170.2"),
+	netip.MustParseAddr("100.100.100.200"),
+}
+
+// allowed reports whether a may be connected to: never a metadata service; with
+// AllowPrivate any other address; else only a global unicast address outside every
+// private and reserved range.
 func (p Policy) allowed(a netip.Addr) bool {
+	if slices.Contains(metadata, a) {
+		return false
+	}
 	if p.AllowPrivate {
 		return a.IsValid()
 	}

@@ -92,6 +92,11 @@ func TestPolicyRefusesPrivateAndReserved(t *testing.T) {
 			t.Errorf("%s refused with AllowPrivate: %v", raw, err)
 		}
 	}
+	for _, raw := range []string{"http://169.254.169.254/latest/meta-data/", "https://[fd00:ec2::254]/", "http://[::ffff:169.254.169.254]/"} {
+		if _, err := allow.CheckURL(ctx, raw); !errors.Is(err, ErrInvalidURL) {
+			t.Errorf("%s: %v: a metadata service is refused even with AllowPrivate", raw, err)
+		}
+	}
 	if _, err := allow.CheckURL(ctx, "ftp://127.0.0.1/"); err == nil {
 		t.Error("ftp accepted with AllowPrivate")
 	}
