@@ -135,17 +135,26 @@ func (p Policy) ParseURL(raw string) (*url.URL, error) {
 }
 
 // CheckURL is ParseURL, then the host resolved: every address it resolves to must be
-// allowed (a name that resolves to one private address is refused outright).
+// allowed (a name that resolves to one private address is refused outright). A name
+// that does not resolve now is accepted (its DNS may come later, or this network may
+// not see it): every connection checks again, which is what keeps calls safe.
 func (p Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 	u, err := p.ParseURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.resolve(ctx, u.Hostname()); err != nil {
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if !p.AllowPrivate && (host == "localhost" || strings.HasSuffix(host, ".localhost")) {
+		return nil, invalid("localhost is loopback (WEBHOOK_ALLOW_PRIVATE_NETWORKS)")
+	}
+	if _, err := p.resolve(ctx, u.Hostname()); err != nil && !errors.Is(err, ErrNoAddress) {
 		return nil, err
 	}
 	return u, nil
 }
+
+// ErrNoAddress: the host has no address (now); wrapped with ErrInvalidURL.
+var ErrNoAddress = errors.New("the host does not resolve")
 
 // resolve returns the allowed addresses of host, or an error if it has none or any of
 // them is refused.
@@ -159,7 +168,7 @@ func (p Policy) resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 			r = net.DefaultResolver
 		}
 		if addrs, err = r.LookupNetIP(ctx, "ip", host); err != nil || len(addrs) == 0 {
-			return nil, invalid("the host does not resolve")
+			return nil, fmt.Errorf("%w: %w", ErrInvalidURL, ErrNoAddress)
 		}
 	}
 	for i, a := range addrs {

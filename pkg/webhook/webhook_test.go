@@ -86,6 +86,13 @@ func TestPolicyRefusesPrivateAndReserved(t *testing.T) {
 	if _, err := p.CheckURL(ctx, "https://93.184.215.14/hook"); err != nil {
 		t.Errorf("a public address refused: %v", err)
 	}
+	// A name this network cannot resolve is accepted: each connection checks again.
+	if _, err := p.CheckURL(ctx, "https://receiver.invalid/hook"); err != nil {
+		t.Errorf("an unresolvable name refused at creation: %v", err)
+	}
+	if _, err := p.Client(2 * time.Second).Get("https://receiver.invalid/hook"); !errors.Is(err, ErrInvalidURL) {
+		t.Errorf("connecting to an unresolvable name: %v", err)
+	}
 	allow := Policy{AllowPrivate: true}
 	for _, raw := range []string{"http://127.0.0.1:9/x", "https://10.1.2.3/", "http://localhost:8080/"} {
 		if _, err := allow.CheckURL(ctx, raw); err != nil {

@@ -267,9 +267,16 @@ func TestWebhookEndpointRefusals(t *testing.T) {
 	apitest.Expect(t, admDo(t, e, http.MethodGet, "/v1/admin/webhooks", nil, user.AccessToken), http.StatusForbidden, "forbidden")
 	apitest.Expect(t, admDo(t, e, http.MethodGet, "/v1/admin/webhooks", nil, ""), http.StatusUnauthorized, "unauthorized")
 
+	// A name this network cannot resolve is taken: each connection checks it again.
+	r := whCreate(t, e, at, map[string]any{"url": "https://crm.example.invalid/hooks/auth", "events": ok})
+	apitest.Expect(t, r, http.StatusCreated, "")
+	var named whView
+	r.JSON(t, &named)
+	apitest.Expect(t, admDo(t, e, http.MethodDelete, "/v1/admin/webhooks/"+named.ID, nil, at), http.StatusNoContent, "")
+
 	// The setting admits http and private addresses (tests, private deployments).
 	priv, padm := admStart(t, map[string]string{"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"})
-	r := whCreate(t, priv, padm.AccessToken, map[string]any{"url": "http://127.0.0.1:9/hook", "events": ok})
+	r = whCreate(t, priv, padm.AccessToken, map[string]any{"url": "http://127.0.0.1:9/hook", "events": ok})
 	apitest.Expect(t, r, http.StatusCreated, "")
 	var v whView
 	r.JSON(t, &v)

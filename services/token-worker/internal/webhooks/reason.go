@@ -33,10 +33,9 @@ func reason(err error, timeout time.Duration) string {
 		record  tls.RecordHeaderError
 	)
 	switch {
+	case errors.Is(err, webhook.ErrNoAddress):
+		return "the host does not resolve"
 	case errors.Is(err, webhook.ErrInvalidURL):
-		if strings.Contains(err.Error(), "does not resolve") {
-			return "the host does not resolve"
-		}
 		return reasonPolicy
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return fmt.Sprintf("timeout after %s", timeout)
