@@ -16,7 +16,6 @@ import (
 // Tokens mints and checks access tokens (token.Issuer and token.Verifier): Draft builds
 // the claims, which the access-token hook may see and extend, and Sign signs them.
 type Tokens interface {
-	Issue(userID, sessionID string, authTime time.Time, roles, amr []string) (string, token.AccessClaims, error)
 	Draft(userID, sessionID string, authTime time.Time, roles, amr []string) (token.AccessClaims, error)
 	Sign(claims token.AccessClaims) (string, error)
 	Verify(raw string) (*token.AccessClaims, error)

@@ -9,7 +9,6 @@
 package config
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"github.com/talentforge/auth/pkg/keyring"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/talentforge/auth/pkg/events"
 	"github.com/talentforge/auth/pkg/ratelimit"
+	"github.com/talentforge/auth/pkg/webhook"
 )
 
 // Config is the whole configuration; each service reads the parts it needs.
@@ -823,21 +823,9 @@ func (p *parser) accessTokenHook(c *Config) {
 	switch {
 	case h.Secret == "" && h.URL != "":
 		p.fail("access_token_hook_secret", "must be set when ACCESS_TOKEN_HOOK_URL is (whsec_ + base64 of 24 to 64 random bytes)")
-	case h.Secret != "" && !webhookSecret(h.Secret):
+	case h.Secret != "" && webhook.CheckSecret(h.Secret) != nil:
 		p.fail("access_token_hook_secret", "is not whsec_ followed by the standard base64 of 24 to 64 random bytes")
 	}
-}
-
-// webhookSecret reports whether s is a Standard Webhooks secret as pkg/webhook's
-// CheckSecret accepts it: "whsec_" + standard base64 of 24 to 64 bytes (checked here, so
-// that every service reading the configuration need not link the webhook library).
-func webhookSecret(s string) bool {
-	raw, ok := strings.CutPrefix(s, "whsec_")
-	if !ok {
-		return false
-	}
-	b, err := base64.StdEncoding.DecodeString(raw)
-	return err == nil && len(b) >= 24 && len(b) <= 64
 }
 
 // builtinClaimHeaders are the headers /v1/auth/verify always sets: no claim may take one.

@@ -98,14 +98,24 @@ const (
 	maxLimit     = 200
 )
 
+// PageSize is the size of an admin listing's page asked for as limit: 0 is the
+// default (50), more than 200 or less than 1 is ErrInvalidLimit.
+func PageSize(limit int) (int, error) {
+	if limit == 0 {
+		return defaultLimit, nil
+	}
+	if limit < 1 || limit > maxLimit {
+		return 0, ErrInvalidLimit
+	}
+	return limit, nil
+}
+
 // ListUsers pages through users newest first. Keyset paging on (created_at, id) never
 // repeats or skips a user while others register: new users sort before the first page.
 func (s *Service) ListUsers(ctx context.Context, limit int, cursor, email string) (Page, error) {
-	if limit == 0 {
-		limit = defaultLimit
-	}
-	if limit < 1 || limit > maxLimit {
-		return Page{}, ErrInvalidLimit
+	limit, err := PageSize(limit)
+	if err != nil {
+		return Page{}, err
 	}
 	q := UserQuery{Limit: limit + 1, EmailPrefix: emailaddr.Fold(email)}
 	if cursor != "" {

@@ -24,19 +24,29 @@ func requireRole(role string) echo.MiddlewareFunc {
 	}
 }
 
+// limitParam is the limit query parameter of a listing: 0 (the default) when absent,
+// admin.ErrInvalidLimit when not a positive integer (the use case bounds it above).
+func limitParam(c echo.Context) (int, error) {
+	raw := c.QueryParam("limit")
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 {
+		return 0, admin.ErrInvalidLimit
+	}
+	return n, nil
+}
+
 type userPage struct {
 	Users      []accounts.UserView `json:"users"`
 	NextCursor *string             `json:"next_cursor"`
 }
 
 func (h *Handler) adminListUsers(c echo.Context) error {
-	limit := 0 // the default
-	if raw := c.QueryParam("limit"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 {
-			return admin.ErrInvalidLimit
-		}
-		limit = n
+	limit, err := limitParam(c)
+	if err != nil {
+		return err
 	}
 	page, err := h.admin.ListUsers(c.Request().Context(), limit, c.QueryParam("cursor"), c.QueryParam("email"))
 	if err != nil {

@@ -59,7 +59,6 @@ var errorTable = append(httpx.ErrorTable{
 	{Err: admin.ErrInvalidCursor, Resp: httpx.NewError(http.StatusBadRequest, "invalid_cursor", "The cursor is not one this API returned.")},
 	{Err: admin.ErrInvalidLimit, Resp: httpx.NewError(http.StatusBadRequest, "invalid_request", "limit must be between 1 and 200.")},
 	{Err: flags.ErrUnknownFlag, Resp: httpx.NewError(http.StatusNotFound, "unknown_flag", "No feature flag has this name.")},
-	{Err: webhooks.ErrInvalidLimit, Resp: httpx.NewError(http.StatusBadRequest, "invalid_request", "limit must be between 1 and 200.")},
 	{Err: webhooks.ErrUnknownEvent, Resp: httpx.NewError(http.StatusBadRequest, "unknown_event", "events must list at least one event type of docs/events.md, e.g. auth.user.registered.")},
 	{Err: webhooks.ErrInvalidDescription, Resp: httpx.NewError(http.StatusBadRequest, "invalid_description", "A description is at most 500 characters without control characters.")},
 	{Err: webhooks.ErrTooManyEndpoints, Resp: httpx.NewError(http.StatusConflict, "too_many_webhooks", "There are as many webhook endpoints as there may be (100); delete one first.")},

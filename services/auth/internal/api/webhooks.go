@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -138,16 +137,9 @@ type deliveryView struct {
 }
 
 func (h *Handler) listWebhookDeliveries(c echo.Context) error {
-	limit := 0
-	if raw := c.QueryParam("limit"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil {
-			return webhooks.ErrInvalidLimit
-		}
-		limit = n
-		if n == 0 {
-			return webhooks.ErrInvalidLimit
-		}
+	limit, err := limitParam(c)
+	if err != nil {
+		return err
 	}
 	list, err := h.cfg.Webhooks.Deliveries(c.Request().Context(), c.Param("id"), limit)
 	if err != nil {

@@ -33,8 +33,6 @@ const (
 	// RotationOverlap is how long the previous secret still signs after a rotation, so
 	// receivers can switch to the new one without dropping a delivery.
 	RotationOverlap = 24 * time.Hour
-	defaultLimit    = 50
-	maxLimit        = 200
 )
 
 // Errors the HTTP layer maps to codes.
@@ -43,7 +41,6 @@ var (
 	ErrUnknownEvent       = errors.New("unknown event type")
 	ErrInvalidDescription = errors.New("invalid description")
 	ErrTooManyEndpoints   = errors.New("too many webhook endpoints")
-	ErrInvalidLimit       = errors.New("invalid limit")
 )
 
 // Endpoint is a webhook endpoint as admins see it (never its secret).
@@ -211,11 +208,9 @@ func (s *Service) Enable(ctx context.Context, actor account.Principal, id string
 
 // Deliveries lists an endpoint's newest deliveries (limit 0: the default, 50).
 func (s *Service) Deliveries(ctx context.Context, id string, limit int) ([]Delivery, error) {
-	switch {
-	case limit == 0:
-		limit = defaultLimit
-	case limit < 1 || limit > maxLimit:
-		return nil, ErrInvalidLimit
+	limit, err := admin.PageSize(limit)
+	if err != nil {
+		return nil, err
 	}
 	if !validID(id) {
 		return nil, account.ErrNotFound
