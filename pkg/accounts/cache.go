@@ -90,13 +90,14 @@ func (c *Cache) User(ctx context.Context, userID string) (User, error) {
 	return c.resolve(ctx, userID, raw, err)
 }
 
-// SessionUser returns the live session and its user in one Redis round trip.
+// SessionUser returns the live session (what session.Store.LiveWith reads) and its
+// user in one Redis round trip.
 func (c *Cache) SessionUser(ctx context.Context, userID, sessionID string) (session.Session, User, error) {
 	key, err := cacheKey(userID)
 	if err != nil {
 		return session.Session{}, User{}, session.ErrNotFound
 	}
-	sess, cmd, err := c.sessions.GetWith(ctx, userID, sessionID, key)
+	sess, cmd, err := c.sessions.LiveWith(ctx, userID, sessionID, key)
 	if err != nil {
 		return session.Session{}, User{}, err
 	}

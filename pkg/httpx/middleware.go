@@ -23,8 +23,9 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		if !validRequestID(rid) {
 			rid = uuid.NewString()
 		}
-		c.Response().Header().Set(echo.HeaderXRequestID, rid)
-		c.SetRequest(c.Request().WithContext(logging.WithRequestID(c.Request().Context(), rid)))
+		// observe puts it in the request's context, with the logger: one copy of the
+		// request for both.
+		c.Response().Header()[echo.HeaderXRequestID] = []string{rid}
 		return next(c)
 	}
 }
@@ -61,7 +62,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if sc.IsValid() {
 			log = log.WithLazy(zap.Stringer(logging.TraceIDKey, sc.TraceID()), zap.Stringer(logging.SpanIDKey, sc.SpanID()))
 		}
-		c.SetRequest(req.WithContext(logging.WithLogger(req.Context(), log)))
+		c.SetRequest(req.WithContext(logging.WithRequestID(logging.WithLogger(req.Context(), log), rid)))
 		s.reg.HTTPInFlight.Inc()
 		defer s.reg.HTTPInFlight.Dec()
 
@@ -110,17 +111,28 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// securityHeaderValues are securityHeaders' names (canonical) and values.
+var securityHeaderValues = []struct{ name, value string }{
+	{"X-Content-Type-Options", "nosniff"},
+	{"Cache-Control", "no-store"},
+	{"Referrer-Policy", "no-referrer"},
+	{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+	{"X-Frame-Options", "DENY"},
+	{"Strict-Transport-Security", "max-age=31536000; includeSubDomains"},
+}
+
 // securityHeaders are safe defaults for an API: nothing is cached unless a handler says
 // so (answers hold tokens and personal data), nothing is sniffed or framed.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		// Canonical names, set in place: no canonicalisation per request. Each value is a
+		// new one-element slice, so a handler's Add never shares storage across requests.
+		vals := make([]string, len(securityHeaderValues))
+		for i, kv := range securityHeaderValues {
+			vals[i] = kv.value
+			h[kv.name] = vals[i : i+1 : i+1]
+		}
 		return next(c)
 	}
 }

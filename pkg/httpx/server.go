@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/metrics"
+	"github.com/talentforge/auth/pkg/tracing"
 )
 
 // MaxBodyBytes bounds every request body (64 KiB).
@@ -130,10 +131,14 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 	s := &Server{Echo: e, log: log, reg: reg, opts: o}
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = ipExtractor(o.trustedProxies)
+	trace := passTraceContext
+	if tracing.On() {
+		trace = traceRequests
+	}
 	e.Use(
 		requestID,
-		traceRequests, // before observe, so its log line and exemplar carry the trace id
-		s.observe,     // outermost after the id and span: it sees panics turned into 500s
+		trace,     // before observe, so its log line and exemplar carry the trace id
+		s.observe, // outermost after the id and span: it sees panics turned into 500s
 		s.recoverPanics,
 		securityHeaders,
 	)

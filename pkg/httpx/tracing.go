@@ -14,6 +14,19 @@ import (
 
 const tracerName = "github.com/talentforge/auth/pkg/httpx"
 
+// passTraceContext is traceRequests while tracing is off (tracing.On): no span, only the
+// caller's trace context, when it sent one, passed on to the events and logs of the
+// request.
+func passTraceContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.Header.Get("Traceparent") != "" || req.Header.Get("Baggage") != "" {
+			c.SetRequest(req.WithContext(otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))))
+		}
+		return next(c)
+	}
+}
+
 // traceRequests starts one server span per request, named "METHOD /route/template",
 // as the child of the W3C traceparent the caller sent (if any). The probes and
 // /metrics are not traced. It runs before observe, so the access log line and the

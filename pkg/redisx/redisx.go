@@ -7,6 +7,8 @@ import (
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/talentforge/auth/pkg/tracing"
 )
 
 // Options select the topology; the first non-empty of ClusterAddrs, SentinelAddrs, URL wins.
@@ -21,13 +23,17 @@ type Options struct {
 	PoolSize, MinIdleConns int
 }
 
-// New returns a client; it does not ping. Every command and pipeline is a client span
-// of the global tracer provider (a no-op while tracing is off), with the command name
-// but never its arguments (session and token hashes, addresses).
+// New returns a client; it does not ping. While tracing is on (tracing.On), every
+// command and pipeline is a client span of the global tracer provider, with the command
+// name but never its arguments (session and token hashes, addresses); while it is off
+// the client has no tracing hook at all.
 func New(o Options) (redis.UniversalClient, error) {
 	c, err := newClient(o)
 	if err != nil {
 		return nil, err
+	}
+	if !tracing.On() {
+		return c, nil
 	}
 	if err := redisotel.InstrumentTracing(c, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
 		_ = c.Close()

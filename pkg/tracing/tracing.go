@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -68,9 +69,24 @@ func Setup(ctx context.Context, service, version, endpoint string) (shutdown fun
 		_ = exp.Shutdown(ctx)
 		return nil, err
 	}
-	otel.SetTracerProvider(tp)
+	Install(tp)
 	return tp.Shutdown, nil
 }
+
+// on is whether a tracer provider is installed (Install).
+var on atomic.Bool
+
+// Install makes tp the global tracer provider and turns tracing on for the clients and
+// servers built from now on (On).
+func Install(tp trace.TracerProvider) {
+	otel.SetTracerProvider(tp)
+	on.Store(true)
+}
+
+// On reports whether tracing is on. While it is off, servers and clients skip span work
+// altogether (no spans, no hooks): a no-op span still costs a hot route several
+// allocations and a hook call per Redis round trip. Decided when each is built.
+func On() bool { return on.Load() }
 
 // NewProvider builds the tracer provider Setup installs, with the span processors given
 // (tests pass a synchronous one over an in-memory exporter). It does not install it.

@@ -39,7 +39,7 @@ func Install(t testing.TB) *Recorder {
 		if err != nil {
 			panic(err)
 		}
-		otel.SetTracerProvider(tp)
+		tracing.Install(tp)
 		otel.SetTextMapPropagator(tracing.Propagator())
 		recorder = &Recorder{exp: exp}
 	})

@@ -109,11 +109,12 @@ func (h *Handler) verify(c echo.Context) error {
 	if perm := c.QueryParam("permission"); perm != "" && !p.HasPermission(perm) {
 		return account.ErrForbidden
 	}
+	// Canonical names set in place: the gateway asks this for every request it passes.
 	hd := c.Response().Header()
-	hd.Set("X-Auth-User-Id", p.UserID)
-	hd.Set("X-Auth-Email", p.User.Email)
-	hd.Set("X-Auth-Roles", strings.Join(p.User.Roles, ","))
-	hd.Set("X-Auth-Session-Id", p.SessionID)
+	hd["X-Auth-User-Id"] = []string{p.UserID}
+	hd["X-Auth-Email"] = []string{p.User.Email}
+	hd["X-Auth-Roles"] = []string{strings.Join(p.User.Roles, ",")}
+	hd["X-Auth-Session-Id"] = []string{p.SessionID}
 	h.setClaimHeaders(hd, p.Claims)
 	return c.NoContent(http.StatusOK)
 }
