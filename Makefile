@@ -115,6 +115,7 @@ clean: ## remove build output
 	rm -rf bin
 
 .PHONY: bench
-bench: ## load-test every hot route against its baseline, then the micro-benchmarks (BENCHFLAGS, e.g. -d 5s)
-	$(GO) run ./services/auth/cmd/bench $(BENCHFLAGS)
+bench: build ## load-test bin/auth against each baseline, every one its own process, then the micro-benchmarks (BENCHFLAGS, e.g. -c 32 -rounds 5 -d 5s)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/bench ./services/auth/cmd/bench
+	./bin/bench -auth bin/auth $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./pkg/token ./pkg/session ./pkg/ratelimit ./services/auth/internal/store

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	_ "net/http/pprof" //nolint:gosec // served only with -pprof, on localhost
 	"os"
 	"strings"
 	"sync"
@@ -23,24 +25,58 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
 
-// baselines are the minimal handlers, each on its own port, sharing the service's
-// Redis and the hasher parameters and bound of cfg.
-type baselines struct {
-	verifySig, verifyCached, refresh, hash string // base URLs
-	access                                 string // an access token the verify baselines accept
-	sessions                               *session.Store
-	userID                                 string
-	closers                                []func()
+// A baseline is a minimal handler doing only the irreducible work of a route, served
+// by a process of its own (this binary, `bench baseline KIND`), as the service is. It
+// shares the service's Redis, pool size and hasher parameters and bound.
+const (
+	baseVerifyCached = "verify-cached" // a map of verified tokens (else EdDSA) + one Redis GET
+	baseVerifySig    = "verify-sig"    // EdDSA every time + one Redis GET
+	baseRefresh      = "refresh"       // one refresh script + one signature
+	baseHash         = "hash"          // the hasher alone
+)
+
+// ready is what a baseline process prints, as one JSON line, once it serves.
+type ready struct {
+	URL    string   `json:"url"`
+	Access string   `json:"access,omitempty"` // a token the verify baselines accept
+	Tokens []string `json:"tokens,omitempty"` // refresh tokens of the refresh baseline
+	PID    int      `json:"-"`                // its process, when it has its own
 }
 
-func (b *baselines) close() {
+// baseline is one minimal handler with what it needs to be driven.
+type baseline struct {
+	ready
+	closers []func()
+}
+
+func (b *baseline) close() {
 	for i := len(b.closers) - 1; i >= 0; i-- {
 		b.closers[i]()
 	}
 }
 
-func startBaselines(ctx context.Context, cfg *config.Config) (_ *baselines, err error) {
-	b := &baselines{}
+// serveBaseline is the main of a baseline process: it serves kind on addr, prints its
+// ready line and serves until stdin closes (its parent is gone) or ctx ends.
+func serveBaseline(ctx context.Context, kind, addr string, tokens int) error {
+	cfg, err := benchConfig(benchEnv())
+	if err != nil {
+		return err
+	}
+	b, err := newBaseline(ctx, cfg, kind, addr, tokens)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	line, _ := json.Marshal(b.ready)
+	fmt.Println(string(line))
+	ctx, cancel := context.WithCancel(ctx)
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	<-ctx.Done()
+	return nil
+}
+
+func newBaseline(ctx context.Context, cfg *config.Config, kind, addr string, tokens int) (_ *baseline, err error) {
+	b := &baseline{}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -67,22 +103,25 @@ func startBaselines(ctx context.Context, cfg *config.Config) (_ *baselines, err 
 		return nil, err
 	}
 	b.closers = append(b.closers, func() { _ = rdb.Close() })
-	b.sessions = session.New(rdb)
-	b.userID = uuid.NewString()
-	sid := uuid.NewString()
-	if b.access, _, err = issuer.Issue(b.userID, sid, time.Now(), []string{"user"}, []string{"pwd"}); err != nil {
-		return nil, err
-	}
-	sessKey := "bench:baseline:session:" + sid
-	if err := rdb.Set(ctx, sessKey, "x", time.Hour).Err(); err != nil {
-		return nil, fmt.Errorf("redis must be running: %w", err)
-	}
-	b.closers = append(b.closers, func() { _ = rdb.Del(context.Background(), sessKey).Err() })
+	sessions := session.New(rdb)
 
-	// verify: one EdDSA check, one Redis GET; the cached variant skips the signature of
-	// a token it has verified (exp still checked).
-	verifyWith := func(check func(string) (*token.AccessClaims, error)) echo.HandlerFunc {
-		return func(c echo.Context) error {
+	var h echo.HandlerFunc
+	switch kind {
+	case baseVerifyCached, baseVerifySig:
+		userID, sid := uuid.NewString(), uuid.NewString()
+		if b.Access, _, err = issuer.Issue(userID, sid, time.Now(), []string{"user"}, []string{"pwd"}); err != nil {
+			return nil, err
+		}
+		sessKey := "bench:baseline:session:" + sid
+		if err := rdb.Set(ctx, sessKey, "x", time.Hour).Err(); err != nil {
+			return nil, fmt.Errorf("redis must be running: %w", err)
+		}
+		b.closers = append(b.closers, func() { _ = rdb.Del(context.Background(), sessKey).Err() })
+		check := verifier.Verify
+		if kind == baseVerifyCached {
+			check = cachedVerify(verifier)
+		}
+		h = func(c echo.Context) error {
 			raw, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
 			if !ok {
 				return c.NoContent(http.StatusUnauthorized)
@@ -97,75 +136,78 @@ func startBaselines(ctx context.Context, cfg *config.Config) (_ *baselines, err 
 			c.Response().Header().Set("X-Auth-User-Id", cl.Subject)
 			return c.NoContent(http.StatusOK)
 		}
+	case baseRefresh:
+		if b.Tokens, err = newRefreshTokens(ctx, sessions, tokens); err != nil {
+			return nil, err
+		}
+		h = func(c echo.Context) error {
+			var in struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			if err := json.NewDecoder(c.Request().Body).Decode(&in); err != nil {
+				return c.NoContent(http.StatusBadRequest)
+			}
+			s, next, err := sessions.Refresh(c.Request().Context(), in.RefreshToken, session.Meta{IP: c.RealIP()})
+			if err != nil {
+				return c.NoContent(http.StatusUnauthorized)
+			}
+			at, _, err := issuer.Issue(s.UserID, s.ID, s.CreatedAt, []string{"user"}, s.AMR)
+			if err != nil {
+				return err
+			}
+			return c.JSON(http.StatusOK, map[string]string{"access_token": at, "refresh_token": next})
+		}
+	case baseHash:
+		params := password.DefaultParams()
+		params.Memory, params.Iterations, params.Parallelism =
+			cfg.PasswordArgonMemoryKiB, cfg.PasswordArgonIterations, cfg.PasswordArgonParallelism
+		hasher := password.NewHasher(params, cfg.PasswordHashConcurrency, cfg.PasswordHashQueueTimeout)
+		h = func(c echo.Context) error {
+			if _, err := hasher.Hash(c.Request().Context(), benchPassword); err != nil {
+				if errors.Is(err, password.ErrBusy) {
+					c.Response().Header().Set("Retry-After", "1")
+					return c.NoContent(http.StatusServiceUnavailable)
+				}
+				return err
+			}
+			return c.NoContent(http.StatusOK)
+		}
+	default:
+		return nil, fmt.Errorf("unknown baseline %q", kind)
 	}
+	if b.URL, err = b.serve(addr, h); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// cachedVerify skips the signature of a token it has verified (exp still checked).
+func cachedVerify(v *token.Verifier) func(string) (*token.AccessClaims, error) {
 	var seen sync.Map // raw token -> *token.AccessClaims
-	cached := func(raw string) (*token.AccessClaims, error) {
+	return func(raw string) (*token.AccessClaims, error) {
 		if v, ok := seen.Load(raw); ok {
 			cl := v.(*token.AccessClaims)
 			if time.Now().Before(cl.ExpiresAt.Time) {
 				return cl, nil
 			}
 		}
-		cl, err := verifier.Verify(raw)
+		cl, err := v.Verify(raw)
 		if err == nil {
 			seen.Store(raw, cl)
 		}
 		return cl, err
 	}
-	if b.verifySig, err = b.serve(verifyWith(verifier.Verify)); err != nil {
-		return nil, err
-	}
-	if b.verifyCached, err = b.serve(verifyWith(cached)); err != nil {
-		return nil, err
-	}
-
-	// refresh: one Redis script (the session store's own) and one signature.
-	if b.refresh, err = b.serve(func(c echo.Context) error {
-		var in struct {
-			RefreshToken string `json:"refresh_token"`
-		}
-		if err := json.NewDecoder(c.Request().Body).Decode(&in); err != nil {
-			return c.NoContent(http.StatusBadRequest)
-		}
-		s, next, err := b.sessions.Refresh(c.Request().Context(), in.RefreshToken, session.Meta{IP: c.RealIP()})
-		if err != nil {
-			return c.NoContent(http.StatusUnauthorized)
-		}
-		at, _, err := issuer.Issue(s.UserID, s.ID, s.CreatedAt, []string{"user"}, s.AMR)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, map[string]string{"access_token": at, "refresh_token": next})
-	}); err != nil {
-		return nil, err
-	}
-
-	// hash: the service's hasher parameters and bound, the hash alone.
-	params := password.DefaultParams()
-	params.Memory, params.Iterations, params.Parallelism =
-		cfg.PasswordArgonMemoryKiB, cfg.PasswordArgonIterations, cfg.PasswordArgonParallelism
-	hasher := password.NewHasher(params, cfg.PasswordHashConcurrency, hashQueueTimeout(cfg))
-	if b.hash, err = b.serve(func(c echo.Context) error {
-		if _, err := hasher.Hash(c.Request().Context(), "correct horse battery staple"); err != nil {
-			if errors.Is(err, password.ErrBusy) {
-				c.Response().Header().Set("Retry-After", "1")
-				return c.NoContent(http.StatusServiceUnavailable)
-			}
-			return err
-		}
-		return c.NoContent(http.StatusOK)
-	}); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
-// serve runs h for every path on a new localhost port and returns its URL.
-func (b *baselines) serve(h echo.HandlerFunc) (string, error) {
+// serve runs h for every path on addr and returns its URL.
+func (b *baseline) serve(addr string, h echo.HandlerFunc) (string, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Any("/*", h)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if os.Getenv("BENCH_PPROF") != "" { // -pprof: each process can be profiled
+		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}
@@ -176,14 +218,14 @@ func (b *baselines) serve(h echo.HandlerFunc) (string, error) {
 }
 
 // newRefreshTokens creates n sessions for the refresh baseline.
-func (b *baselines) newRefreshTokens(ctx context.Context, n int) ([]string, error) {
+func newRefreshTokens(ctx context.Context, sessions *session.Store, n int) ([]string, error) {
 	out := make([]string, n)
 	var uid string
 	for i := range out {
 		if i%50 == 0 { // a user holds at most 100 sessions
 			uid = uuid.NewString()
 		}
-		_, rt, err := b.sessions.Create(ctx, uid, "baseline@example.com", []string{"pwd"}, "", session.Meta{IP: "127.0.0.1"})
+		_, rt, err := sessions.Create(ctx, uid, "baseline@example.com", []string{"pwd"}, "", session.Meta{IP: "127.0.0.1"})
 		if err != nil {
 			return nil, err
 		}

@@ -12,42 +12,85 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/talentforge/auth/pkg/config"
 )
 
 const benchPassword = "correct horse battery staple"
 
-// hashQueueTimeout is how long the service's hasher queues a request (the baseline
-// hasher uses the same).
-func hashQueueTimeout(cfg *config.Config) time.Duration { return cfg.PasswordHashQueueTimeout }
-
 type bench struct {
 	url     string
+	pid     int           // the service's process (0: unknown)
+	stores  *storeCounter // counts each row's Redis and PostgreSQL operations (nil: not counted)
 	dur     time.Duration
+	rounds  int
 	levels  []int
 	maxConc int
 	client  *http.Client
 	seq     atomic.Int64
 }
 
-// cell is one route at one concurrency.
+// cell is one route at one concurrency, measured in rounds.
 type cell struct {
 	name          string
 	conc          int
-	ok, errs, bsy int // 2xx, other answers or transport errors, of which 503
-	rps           float64
+	rounds        []*round
+	ok, errs, bsy int           // 2xx, other answers or transport errors, of which 503 (all rounds)
+	rps           float64       // median of the rounds
+	cpu           time.Duration // median of the rounds
+	pid           int           // the serving process (0: unknown)
 	p50, p90, p99 time.Duration
+	lat           []time.Duration // every latency of every round, sorted once measured
 	base          *cell
-	minRatio      float64 // target: rps >= minRatio * base.rps
-	maxP99Ratio   float64 // target: p99 <= maxP99Ratio * base.p99 (0: none)
+	minRatio      float64 // target: median ratio >= minRatio
+	maxP99Ratio   float64 // target: median p99 ratio <= maxP99Ratio (0: none)
 	maxP99        time.Duration
+}
+
+// round is one stretch of b.dur of a cell.
+type round struct {
+	rps float64
+	p99 time.Duration
+	cpu time.Duration // CPU time the serving process spent per 2xx answer (0: unknown)
+}
+
+// ratios are the per-round ratios of c to its baseline, round i against round i.
+func (c *cell) ratios() (rps, p99 []float64) {
+	for i, r := range c.rounds {
+		br := c.base.rounds[i]
+		if br.rps > 0 {
+			rps = append(rps, r.rps/br.rps)
+		}
+		if br.p99 > 0 {
+			p99 = append(p99, float64(r.p99)/float64(br.p99))
+		}
+	}
+	return rps, p99
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spec is a row or a baseline of the table.
+type spec struct {
+	name                 string
+	minRatio, maxP99Rate float64
+	maxP99               time.Duration
+	d                    do
+	pid                  int // the serving process, for its CPU time
 }
 
 // do sends one request of worker w and reports whether it succeeded.
 type do func(ctx context.Context, w int) (status int, err error)
 
-func (b *bench) run(ctx context.Context, base *baselines, rows []string) error {
+func (b *bench) run(ctx context.Context, base *baselineSet, rows []string) error {
 	b.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 2 * b.maxConc, MaxIdleConnsPerHost: 2 * b.maxConc, MaxConnsPerHost: 0,
 		IdleConnTimeout: 90 * time.Second, DisableCompression: true,
@@ -64,33 +107,39 @@ func (b *bench) run(ctx context.Context, base *baselines, rows []string) error {
 		return err
 	}
 	access := pair.AccessToken
-	fmt.Printf("# setup: users in %s\n", time.Since(setup).Round(time.Millisecond))
+	fmt.Fprintf(out, "# setup: users in %s\n", time.Since(setup).Round(time.Millisecond))
 
+	rest := rss(b.pid, "VmRSS")
 	var table []*cell
-	type spec struct {
-		name                 string
-		minRatio, maxP99Rate float64
-		maxP99               time.Duration
-		d                    do
-	}
-	// group runs, at each level in turn, the baselines then the rows, so both meet the
-	// same machine (other load comes and goes); the first baseline is the rows' one.
+	var rowSpecs []spec // the service's rows, for the count of store operations
+	// group runs, at each level in turn, rounds of the baselines then the rows, so both
+	// meet the same machine (other load comes and goes); the first baseline is the
+	// rows' one, and a row's round is compared with that baseline's round before it.
 	group := func(bases, rows []spec) {
 		cells := map[string][]*cell{}
+		rowSpecs = append(rowSpecs, rows...)
+		all := append(slices.Clone(bases), rows...)
 		for _, c := range b.levels {
-			var base *cell
-			for i, s := range append(slices.Clone(bases), rows...) {
-				r := b.load(ctx, s.name, c, s.d)
-				if i == 0 {
-					base = r
-				} else if i >= len(bases) {
-					r.base, r.minRatio, r.maxP99Ratio, r.maxP99 = base, s.minRatio, s.maxP99Rate, s.maxP99
+			level := make([]*cell, len(all))
+			for i, s := range all {
+				level[i] = &cell{name: s.name, conc: c, pid: s.pid}
+				if i >= len(bases) {
+					level[i].base, level[i].minRatio, level[i].maxP99Ratio, level[i].maxP99 = level[0], s.minRatio, s.maxP99Rate, s.maxP99
 				}
-				cells[s.name] = append(cells[s.name], r)
-				fmt.Fprintf(progress, "  %-28s c=%-3d %8.0f req/s p99 %s\n", s.name, c, r.rps, r.p99)
+				b.warm(ctx, c, s.d)
+			}
+			for r := range b.rounds {
+				for i, s := range all {
+					rd := b.load(ctx, level[i], s.d)
+					fmt.Fprintf(progress, "  %-28s c=%-3d round %d: %8.0f req/s p99 %s\n", s.name, c, r+1, rd.rps, rd.p99)
+				}
+			}
+			for i, s := range all {
+				level[i].finish()
+				cells[s.name] = append(cells[s.name], level[i])
 			}
 		}
-		for _, s := range append(slices.Clone(bases), rows...) {
+		for _, s := range all {
 			table = append(table, cells[s.name]...)
 		}
 	}
@@ -104,27 +153,24 @@ func (b *bench) run(ctx context.Context, base *baselines, rows []string) error {
 	if want("verify") || want("me") {
 		var rs []spec
 		if want("verify") {
-			rs = append(rs, spec{"GET /v1/auth/verify?role=", 0.8, 1.5, 0, get(b.url+"/v1/auth/verify?role=user", access)})
+			rs = append(rs, spec{"GET /v1/auth/verify?role=", 0.8, 1.5, 0, get(b.url+"/v1/auth/verify?role=user", access), b.pid})
 		}
 		if want("me") {
-			rs = append(rs, spec{"GET /v1/users/me", 0.7, 2, 0, get(b.url+"/v1/users/me", access)})
+			rs = append(rs, spec{"GET /v1/users/me", 0.7, 2, 0, get(b.url+"/v1/users/me", access), b.pid})
 		}
 		group([]spec{
-			{name: "base: verify (cached sig)", d: get(base.verifyCached+"/verify", base.access)},
-			{name: "base: verify (sig+GET)", d: get(base.verifySig+"/verify", base.access)},
+			{name: "base: verify (cached sig)", d: get(base.verifyCached.URL+"/verify", base.verifyCached.Access), pid: base.verifyCached.PID},
+			{name: "base: verify (sig+GET)", d: get(base.verifySig.URL+"/verify", base.verifySig.Access), pid: base.verifySig.PID},
 		}, rs)
 	}
 	if want("refresh") {
-		bt, err := base.newRefreshTokens(ctx, b.maxConc)
-		if err != nil {
-			return err
-		}
+		bt := base.refresh.Tokens
 		st, err := b.refreshTokens(ctx, b.maxConc)
 		if err != nil {
 			return err
 		}
-		group([]spec{{name: "base: refresh (script+sign)", d: b.refreshDo(base.refresh+"/refresh", bt)}},
-			[]spec{{"POST /v1/auth/refresh", 0.7, 2, 0, b.refreshDo(b.url+"/v1/auth/refresh", st)}})
+		group([]spec{{name: "base: refresh (script+sign)", d: b.refreshDo(base.refresh.URL+"/refresh", bt), pid: base.refresh.PID}},
+			[]spec{{"POST /v1/auth/refresh", 0.7, 2, 0, b.refreshDo(b.url+"/v1/auth/refresh", st), b.pid}})
 	}
 	if want("login") || want("register") {
 		var rs []spec
@@ -136,19 +182,26 @@ func (b *bench) run(ctx context.Context, base *baselines, rows []string) error {
 			body, _ := json.Marshal(map[string]string{"email": email, "password": benchPassword})
 			rs = append(rs, spec{"POST /v1/auth/login", 0.9, 0, 1500 * time.Millisecond, func(ctx context.Context, _ int) (int, error) {
 				return b.send(ctx, http.MethodPost, b.url+"/v1/auth/login", "", body, nil)
-			}})
+			}, b.pid})
 		}
 		if want("register") {
 			rs = append(rs, spec{"POST /v1/auth/register", 0.9, 0, 2 * time.Second, func(ctx context.Context, _ int) (int, error) {
 				body, _ := json.Marshal(map[string]string{"email": b.email("reg"), "password": benchPassword, "name": "Bench"})
 				return b.send(ctx, http.MethodPost, b.url+"/v1/auth/register", "", body, nil)
-			}})
+			}, b.pid})
 		}
 		group([]spec{{name: "base: password hash", d: func(ctx context.Context, _ int) (int, error) {
-			return b.send(ctx, http.MethodPost, base.hash+"/hash", "", nil, nil)
-		}}}, rs)
+			return b.send(ctx, http.MethodPost, base.hash.URL+"/hash", "", nil, nil)
+		}, pid: base.hash.PID}}, rs)
 	}
 	printTable(table)
+	if b.pid > 0 {
+		fmt.Fprintf(out, "\n# service memory (RSS): %.0f MiB at rest after setup, %.0f MiB peak under the load above\n",
+			float64(rest)/(1<<20), float64(rss(b.pid, "VmHWM"))/(1<<20))
+	}
+	if b.stores != nil {
+		return b.stores.count(ctx, rowSpecs)
+	}
 	return nil
 }
 
@@ -262,18 +315,25 @@ func (b *bench) send(ctx context.Context, method, url, bearer string, body []byt
 	return res.StatusCode, err
 }
 
-// load runs conc workers calling d for b.dur and measures every request.
-func (b *bench) load(ctx context.Context, name string, conc int, d do) *cell {
-	// Warm up the connections and caches without measuring.
+// warm opens the connections and fills the caches of a cell without measuring.
+func (b *bench) warm(ctx context.Context, conc int, d do) {
+	var wg sync.WaitGroup
 	for w := range conc {
-		_, _ = d(ctx, w)
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = d(ctx, w) }()
 	}
-	lat := make([][]time.Duration, conc)
+	wg.Wait()
+}
+
+// load runs one round of c: c.conc workers calling d for b.dur, every request measured.
+func (b *bench) load(ctx context.Context, c *cell, d do) round {
+	lat := make([][]time.Duration, c.conc)
 	var ok, errs, busy atomic.Int64
+	cpu0 := cpuTime(c.pid)
 	deadline := time.Now().Add(b.dur)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range conc {
+	for w := range c.conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -299,33 +359,55 @@ func (b *bench) load(ctx context.Context, name string, conc int, d do) *cell {
 	elapsed := time.Since(start)
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	q := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[min(len(all)-1, int(p*float64(len(all))))]
+	r := round{rps: float64(ok.Load()) / elapsed.Seconds(), p99: quantile(all, 0.99)}
+	if cpu1 := cpuTime(c.pid); cpu1 > 0 && ok.Load() > 0 {
+		r.cpu = (cpu1 - cpu0) / time.Duration(ok.Load())
 	}
-	return &cell{name: name, conc: conc, ok: int(ok.Load()), errs: int(errs.Load()), bsy: int(busy.Load()),
-		rps: float64(ok.Load()) / elapsed.Seconds(), p50: q(0.50), p90: q(0.90), p99: q(0.99)}
+	c.rounds = append(c.rounds, &r)
+	c.lat = append(c.lat, all...)
+	c.ok, c.errs, c.bsy = c.ok+int(ok.Load()), c.errs+int(errs.Load()), c.bsy+int(busy.Load())
+	return r
+}
+
+// finish sums up the rounds of c.
+func (c *cell) finish() {
+	slices.Sort(c.lat)
+	c.p50, c.p90, c.p99 = quantile(c.lat, 0.50), quantile(c.lat, 0.90), quantile(c.lat, 0.99)
+	c.lat = nil
+	rps, cpu := make([]float64, len(c.rounds)), make([]float64, len(c.rounds))
+	for i, r := range c.rounds {
+		rps[i], cpu[i] = r.rps, float64(r.cpu)
+	}
+	c.rps, c.cpu = median(rps), time.Duration(median(cpu))
+}
+
+func quantile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
 func printTable(table []*cell) {
-	fmt.Println()
-	fmt.Println("| route | conc | ok req/s | p50 | p90 | p99 | errors (503) | ratio req/s | ratio p99 | target |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| route | conc | ok req/s (median) | p50 | p90 | p99 | errors (503) | CPU µs/req | ratio req/s: median (range) | ratio p99: median (range) | target |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, c := range table {
 		ratio, p99r, verdict := "", "", ""
-		if c.base != nil && c.base.rps > 0 {
-			rr := c.rps / c.base.rps
-			ratio = fmt.Sprintf("%.2f", rr)
+		if c.base != nil {
+			rr, pr := c.ratios()
 			var fails []string
-			if rr < c.minRatio {
-				fails = append(fails, fmt.Sprintf("req/s<%.0f%%", 100*c.minRatio))
+			if len(rr) > 0 {
+				m := median(rr)
+				ratio = fmt.Sprintf("%.2f (%.2f-%.2f)", m, slices.Min(rr), slices.Max(rr))
+				if m < c.minRatio {
+					fails = append(fails, fmt.Sprintf("req/s<%.0f%%", 100*c.minRatio))
+				}
 			}
-			if c.base.p99 > 0 {
-				pr := float64(c.p99) / float64(c.base.p99)
-				p99r = fmt.Sprintf("%.2f", pr)
-				if c.maxP99Ratio > 0 && pr > c.maxP99Ratio {
+			if len(pr) > 0 {
+				m := median(pr)
+				p99r = fmt.Sprintf("%.2f (%.2f-%.2f)", m, slices.Min(pr), slices.Max(pr))
+				if c.maxP99Ratio > 0 && m > c.maxP99Ratio {
 					fails = append(fails, fmt.Sprintf("p99>%.1fx", c.maxP99Ratio))
 				}
 			}
@@ -337,8 +419,12 @@ func printTable(table []*cell) {
 				verdict = "NOT met: " + strings.Join(fails, ", ")
 			}
 		}
-		fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %d (%d) | %s | %s | %s |\n", c.name, c.conc, c.rps,
-			ms(c.p50), ms(c.p90), ms(c.p99), c.errs, c.bsy, ratio, p99r, verdict)
+		cpu := ""
+		if c.cpu > 0 {
+			cpu = fmt.Sprintf("%.0f", float64(c.cpu.Nanoseconds())/1000)
+		}
+		fmt.Fprintf(out, "| %s | %d | %.0f | %s | %s | %s | %d (%d) | %s | %s | %s | %s |\n", c.name, c.conc, c.rps,
+			ms(c.p50), ms(c.p90), ms(c.p99), c.errs, c.bsy, cpu, ratio, p99r, verdict)
 	}
 }
 

@@ -1,13 +1,17 @@
 // Command bench load-tests the auth service and compares each route with a baseline:
-// a minimal handler in this binary doing only the irreducible work of that route.
+// a minimal handler doing only the irreducible work of that route. The service, each
+// baseline and this load generator are separate processes, as users run them.
 //
-//	go run ./services/auth/cmd/bench              # in-process service, fresh database
-//	go run ./services/auth/cmd/bench -target URL  # a running service (limits off)
+//	go run ./services/auth/cmd/bench -auth bin/auth  # make bench: the built service, fresh database
+//	go run ./services/auth/cmd/bench -target URL     # a running service (limits off)
+//	go run ./services/auth/cmd/bench -inprocess      # profiling aid: service and baselines in this process
 //
 // Rows: GET /v1/auth/verify?role=user, GET /v1/users/me, POST /v1/auth/refresh,
 // POST /v1/auth/login, POST /v1/auth/register. Baselines: verify (EdDSA check + one
 // Redis GET, with and without a cache of verified signatures), refresh (one Redis
-// script + one signature), hash (password.Hasher.Hash at the service's bound).
+// script + one signature), hash (password.Hasher.Hash at the service's bound). At each
+// concurrency level the baselines and rows run in alternating rounds; a row's ratio is
+// the median of its per-round ratios to the baseline of the same round.
 package main
 
 import (
@@ -20,7 +24,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	_ "net/http/pprof" //nolint:gosec // served only with -pprof, on localhost
 	"os"
 	"runtime"
 	"strconv"
@@ -33,18 +36,37 @@ import (
 
 	"github.com/talentforge/auth/migrations"
 	"github.com/talentforge/auth/pkg/config"
+	"github.com/talentforge/auth/pkg/redisx"
 	"github.com/talentforge/auth/services/auth/internal/app"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "baseline" {
+		fs := flag.NewFlagSet("baseline", flag.ExitOnError)
+		kind := fs.String("kind", "", "verify-cached, verify-sig, refresh or hash")
+		addr := fs.String("listen", "127.0.0.1:0", "listen address")
+		tokens := fs.Int("tokens", 0, "refresh tokens to create (refresh)")
+		_ = fs.Parse(os.Args[2:])
+		if err := serveBaseline(context.Background(), *kind, *addr, *tokens); err != nil {
+			fmt.Fprintln(os.Stderr, "bench baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var f flags
-	flag.StringVar(&f.target, "target", "", "URL of a running auth service (default: start one in-process)")
-	flag.DurationVar(&f.dur, "d", 3*time.Second, "duration of each cell (one route at one concurrency)")
+	flag.StringVar(&f.auth, "auth", "bin/auth", "the built auth binary to start (own process, fresh database)")
+	flag.StringVar(&f.target, "target", "", "URL of a running auth service instead of -auth")
+	flag.BoolVar(&f.inprocess, "inprocess", false, "profiling aid: the service and the baselines in this process (flatters the service)")
+	flag.DurationVar(&f.dur, "d", 2*time.Second, "duration of each round of a cell (one route at one concurrency)")
+	flag.IntVar(&f.rounds, "rounds", 3, "alternating rounds per cell")
 	flag.StringVar(&f.levels, "c", "1,8,32,128", "concurrency levels")
 	flag.StringVar(&f.rows, "rows", "verify,me,refresh,login,register", "routes to run")
-	flag.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof of this process on this address (e.g. 127.0.0.1:6060)")
-	flag.BoolVar(&f.logs, "logs", true, "in-process service logs at info level (JSON encoded, discarded)")
+	flag.StringVar(&f.logDir, "logs", "var/bench", "folder of the service's and the baselines' logs")
+	flag.BoolVar(&f.count, "count", true, "after the load, count each row's Redis commands and PostgreSQL transactions per request")
+	flag.StringVar(&f.pprof, "pprof", "", "-inprocess: serve net/http/pprof of this process on this address; "+
+		"else any value sets PPROF_ENABLED=true on the service (its /debug/pprof/)")
 	flag.Parse()
+	f.countN = 1000
 	if err := run(f); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -52,29 +74,41 @@ func main() {
 }
 
 type flags struct {
-	target, levels, rows, pprof string
-	dur                         time.Duration
-	logs                        bool
+	auth, target, levels, rows, pprof, logDir string
+	inprocess, count                          bool
+	countN                                    int // requests per row counted (login and register: 30)
+	dur                                       time.Duration
+	rounds                                    int
 }
 
 func run(f flags) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if f.pprof != "" {
-		go func() { _ = http.ListenAndServe(f.pprof, nil) }() //nolint:gosec // bench only
-	}
 	levels, err := parseLevels(f.levels)
 	if err != nil {
 		return err
 	}
-	env := benchEnv()
-	cfg, err := config.Load("127.0.0.1:0", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
+	if f.rounds < 1 {
+		return fmt.Errorf("-rounds: at least 1")
 	}
-	url := f.target
+	if err := os.MkdirAll(f.logDir, 0o750); err != nil {
+		return err
+	}
+	rows := strings.Split(f.rows, ",")
+	maxConc := levels[len(levels)-1]
+	env := benchEnv()
+	if f.pprof != "" && !f.inprocess {
+		env["PPROF_ENABLED"] = "true"
+		_ = os.Setenv("BENCH_PPROF", "1") // the baselines, which inherit it
+	}
+	cfg, err := benchConfig(env)
+	if err != nil {
+		return err
+	}
+	url, method, pid, dbName := f.target, "processes: the running service "+f.target, 0, ""
 	if url == "" {
-		dbName, dbURL, err := createDatabase(ctx)
+		var dbURL string
+		dbName, dbURL, err = createDatabase(ctx)
 		if err != nil {
 			return fmt.Errorf("PostgreSQL must be running: %w", err)
 		}
@@ -86,38 +120,148 @@ func run(f flags) error {
 		}
 		defer os.RemoveAll(dir)
 		env["JWT_KEYS_DIR"] = dir
-		if cfg, err = config.Load("127.0.0.1:0", func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
-			return fmt.Errorf("config: %w", err)
+		if f.inprocess {
+			stop, u, err := startInProcess(ctx, env, f.pprof)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			url, method = u, "in-process (profiling aid: client, service and baselines share one Go runtime)"
+		} else {
+			p, u, err := startAuthProc(ctx, f.auth, env, f.logDir)
+			if err != nil {
+				return err
+			}
+			defer p.stop()
+			pid = p.cmd.Process.Pid
+			url, method = u, "processes: "+f.auth+" (pid "+strconv.Itoa(p.cmd.Process.Pid)+"), each baseline and this load generator"
 		}
-		log := zap.NewNop()
-		if f.logs {
-			log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
-				zapcore.AddSync(io.Discard), zap.InfoLevel))
-		}
-		a, err := app.New(ctx, cfg, log, app.WithoutRelay())
-		if err != nil {
-			return fmt.Errorf("start auth: %w", err)
-		}
-		defer a.Close()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		done := make(chan error, 1)
-		go func() { done <- a.Server.Serve(ctx, ln) }()
-		defer func() { cancel(); <-done }()
-		url = "http://" + ln.Addr().String()
 	}
-	fmt.Printf("# %s, GOMAXPROCS=%d, %d cores; %s per cell; service %s\n",
-		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), f.dur, url)
+	fmt.Fprintf(out, "# %s, GOMAXPROCS=%d, %d cores; %d rounds of %s per cell; %s; service %s, logs in %s\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), f.rounds, f.dur, method, url, f.logDir)
 
-	base, err := startBaselines(ctx, cfg)
+	base, err := startBaselines(ctx, cfg, rows, maxConc, f.inprocess, f.logDir)
 	if err != nil {
 		return err
 	}
 	defer base.close()
-	b := &bench{url: url, dur: f.dur, levels: levels, maxConc: levels[len(levels)-1]}
-	return b.run(ctx, base, strings.Split(f.rows, ","))
+	b := &bench{url: url, pid: pid, dur: f.dur, rounds: f.rounds, levels: levels, maxConc: maxConc}
+	if f.count {
+		rdb, err := redisx.New(redisx.Options{URL: cfg.RedisURL})
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		b.stores = &storeCounter{rdb: rdb, pgURL: adminURL(), dbName: dbName, n: func(row string) int {
+			if strings.Contains(row, "login") || strings.Contains(row, "register") {
+				return min(30, f.countN)
+			}
+			return f.countN
+		}}
+	}
+	return b.run(ctx, base, rows)
+}
+
+// baselineSet is the baselines the rows need, each a process of its own (or, with
+// -inprocess, served by this one).
+type baselineSet struct {
+	verifyCached, verifySig, refresh, hash *ready
+	closers                                []func()
+}
+
+func (s *baselineSet) close() {
+	for _, c := range s.closers {
+		c()
+	}
+}
+
+func startBaselines(ctx context.Context, cfg *config.Config, rows []string, tokens int, inprocess bool, logDir string) (_ *baselineSet, err error) {
+	s := &baselineSet{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	start := func(kind string) (*ready, error) {
+		if inprocess {
+			b, err := newBaseline(ctx, cfg, kind, "127.0.0.1:0", tokens)
+			if err != nil {
+				return nil, err
+			}
+			s.closers = append(s.closers, b.close)
+			return &b.ready, nil
+		}
+		p, r, err := startBaselineProc(kind, tokens, logDir)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, p.stop)
+		r.PID = p.cmd.Process.Pid
+		return r, nil
+	}
+	want := func(names ...string) bool {
+		for _, r := range rows {
+			for _, n := range names {
+				if r == n {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if want("verify", "me") {
+		if s.verifyCached, err = start(baseVerifyCached); err != nil {
+			return nil, err
+		}
+		if s.verifySig, err = start(baseVerifySig); err != nil {
+			return nil, err
+		}
+	}
+	if want("refresh") {
+		if s.refresh, err = start(baseRefresh); err != nil {
+			return nil, err
+		}
+	}
+	if want("login", "register") {
+		if s.hash, err = start(baseHash); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// startInProcess serves the service through app.New in this process.
+func startInProcess(ctx context.Context, env map[string]string, pprof string) (func(), string, error) {
+	if pprof != "" {
+		go func() { _ = http.ListenAndServe(pprof, nil) }() //nolint:gosec // bench only
+	}
+	cfg, err := benchConfig(env)
+	if err != nil {
+		return nil, "", err
+	}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.AddSync(io.Discard), zap.InfoLevel))
+	a, err := app.New(ctx, cfg, log, app.WithoutRelay())
+	if err != nil {
+		return nil, "", fmt.Errorf("start auth: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		a.Close()
+		return nil, "", err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Server.Serve(sctx, ln) }()
+	return func() { cancel(); <-done; a.Close() }, "http://" + ln.Addr().String(), nil
+}
+
+func benchConfig(env map[string]string) (*config.Config, error) {
+	cfg, err := config.Load("127.0.0.1:0", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
 }
 
 // benchEnv is the service config: production defaults, limits off so the load
@@ -132,7 +276,7 @@ func benchEnv() map[string]string {
 		"MFA_ENCRYPTION_KEYS":         "bench:" + randomKey(),
 	}
 	for _, k := range []string{"REDIS_URL", "NATS_URL", "PASSWORD_HASH_CONCURRENCY",
-		"PASSWORD_ARGON_MEMORY_KIB", "PASSWORD_ARGON_ITERATIONS", "PASSWORD_HASH_QUEUE_TIMEOUT", "PPROF_ENABLED"} {
+		"PASSWORD_ARGON_MEMORY_KIB", "PASSWORD_ARGON_ITERATIONS", "PASSWORD_HASH_QUEUE_TIMEOUT", "PPROF_ENABLED", "GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}
@@ -191,5 +335,8 @@ func dropDatabase(name string) {
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
-// progress receives one line per cell while the bench runs.
-var progress = os.Stderr
+// out receives the tables, progress one line per round while the bench runs.
+var (
+	out      io.Writer = os.Stdout
+	progress io.Writer = os.Stderr
+)
