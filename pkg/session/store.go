@@ -275,25 +275,9 @@ func (s *Store) GetWith(ctx context.Context, userID, sessionID, key string) (Ses
 		return Session{}, nil, ErrNotFound
 	}
 	_, skey, _ := keys(uid, sid)
-	var (
-		hm    *redis.SliceCmd
-		extra *redis.StringCmd
-	)
-	if key == "" {
-		hm = s.rdb.HMGet(ctx, skey, fields...)
-	} else {
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			hm = p.HMGet(ctx, skey, fields...)
-			extra = p.Get(ctx, key)
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return Session{}, nil, fmt.Errorf("session: get: %w", err)
-		}
-	}
-	v, err := hm.Result()
+	v, extra, err := s.readWith(ctx, hmget(ctx, skey, fieldArgs), key)
 	if err != nil {
-		return Session{}, extra, fmt.Errorf("session: get: %w", err)
+		return Session{}, extra, err
 	}
 	sess, err := parseSession(sid.String(), v)
 	if err != nil {
@@ -313,21 +297,9 @@ func (s *Store) LiveWith(ctx context.Context, userID, sessionID, key string) (Se
 	if !ok {
 		return Session{}, nil, ErrNotFound
 	}
-	args := make([]any, 0, 2+len(liveFields))
-	args = append(append(args, "hmget", sessionPrefix(uid)+sid), liveFieldArgs...)
-	hm := redis.NewSliceCmd(ctx, args...)
-	extra := redis.NewStringCmd(ctx, "get", key)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		_ = p.Process(ctx, hm)
-		_ = p.Process(ctx, extra)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return Session{}, nil, fmt.Errorf("session: get: %w", err)
-	}
-	v, err := hm.Result()
+	v, extra, err := s.readWith(ctx, hmget(ctx, sessionPrefix(uid)+sid, liveFieldArgs), key)
 	if err != nil {
-		return Session{}, extra, fmt.Errorf("session: get: %w", err)
+		return Session{}, extra, err
 	}
 	if len(v) != len(liveFields) || v[0] == nil {
 		return Session{}, extra, ErrNotFound
@@ -348,17 +320,48 @@ func (s *Store) LiveWith(ctx context.Context, userID, sessionID, key string) (Se
 	return sess, extra, nil
 }
 
-// liveFields are what LiveWith reads; liveFieldArgs the same as command arguments.
+// liveFields are what LiveWith reads; liveFieldArgs and fieldArgs the fields as command
+// arguments, built once.
 var (
 	liveFields    = []string{"uid", "created", "exp", "cs"}
-	liveFieldArgs = func() []any {
-		a := make([]any, len(liveFields))
-		for i, f := range liveFields {
-			a[i] = f
-		}
-		return a
-	}()
+	liveFieldArgs = anys(liveFields)
+	fieldArgs     = anys(fields)
 )
+
+func anys(ss []string) []any {
+	a := make([]any, len(ss))
+	for i, s := range ss {
+		a[i] = s
+	}
+	return a
+}
+
+func hmget(ctx context.Context, key string, fields []any) *redis.SliceCmd {
+	return redis.NewSliceCmd(ctx, append([]any{"hmget", key}, fields...)...)
+}
+
+// readWith sends hm and, unless key is "", a GET of key in the same round trip.
+func (s *Store) readWith(ctx context.Context, hm *redis.SliceCmd, key string) ([]any, *redis.StringCmd, error) {
+	var extra *redis.StringCmd
+	if key == "" {
+		_ = s.rdb.Process(ctx, hm)
+	} else {
+		extra = redis.NewStringCmd(ctx, "get", key)
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			_ = p.Process(ctx, hm)
+			_ = p.Process(ctx, extra)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, fmt.Errorf("session: get: %w", err)
+		}
+	}
+	v, err := hm.Result()
+	if err != nil {
+		return nil, extra, fmt.Errorf("session: get: %w", err)
+	}
+	return v, extra, nil
+}
 
 // canonicalIDs checks that both are UUIDs and returns their canonical forms, without a
 // new string when they already are (as in every token we sign).

@@ -38,20 +38,12 @@ func (s *storeCounter) count(ctx context.Context, rows []spec) error {
 	// the counters of the load before have to land.
 	time.Sleep(pgStatFlush)
 	idleStart := time.Now()
-	r0, err := s.redisCalls(ctx)
-	if err != nil {
-		return err
-	}
-	p0, err := s.pgStats(ctx)
+	r0, p0, err := s.snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	time.Sleep(pgStatFlush)
-	r1, err := s.redisCalls(ctx)
-	if err != nil {
-		return err
-	}
-	p1, err := s.pgStats(ctx)
+	r1, p1, err := s.snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -75,11 +67,7 @@ func (s *storeCounter) count(ctx context.Context, rows []spec) error {
 	fmt.Fprintln(out, "|---|---:|---|---:|---:|---:|")
 	for _, r := range rows {
 		n := s.n(r.name)
-		r0, err := s.redisCalls(ctx)
-		if err != nil {
-			return err
-		}
-		p0, err := s.pgStats(ctx)
+		r0, p0, err := s.snapshot(ctx)
 		if err != nil {
 			return err
 		}
@@ -122,6 +110,16 @@ func (s *storeCounter) count(ctx context.Context, rows []spec) error {
 		fmt.Fprintf(out, "| %s | %d (%d ok) | %.2f: %s | %.0f | %s | %s |\n", r.name, n, ok, total, strings.Join(cmds, ", "), max(0, cpu), pg, tuples)
 	}
 	return nil
+}
+
+// snapshot reads both servers' counters.
+func (s *storeCounter) snapshot(ctx context.Context) (map[string]int64, pgCounters, error) {
+	r, err := s.redisCalls(ctx)
+	if err != nil {
+		return nil, pgCounters{}, err
+	}
+	p, err := s.pgStats(ctx)
+	return r, p, err
 }
 
 // redisCPU is the key of redisCalls that holds the server's CPU time in µs.
