@@ -269,17 +269,15 @@ func (s *Store) Get(ctx context.Context, userID, sessionID string) (Session, err
 // Redis Cluster answers both from one node. The GET's answer is returned even
 // when the session is gone; redis.Nil means key is missing.
 func (s *Store) GetWith(ctx context.Context, userID, sessionID, key string) (Session, *redis.StringCmd, error) {
-	uid, err1 := uuid.Parse(userID)
-	sid, err2 := uuid.Parse(sessionID)
-	if err1 != nil || err2 != nil {
+	uid, sid, ok := canonicalIDs(userID, sessionID)
+	if !ok {
 		return Session{}, nil, ErrNotFound
 	}
-	_, skey, _ := keys(uid, sid)
-	v, extra, err := s.readWith(ctx, hmget(ctx, skey, fieldArgs), key)
+	v, extra, err := s.readWith(ctx, hmget(ctx, sessionPrefix(uid)+sid, fieldArgs), key)
 	if err != nil {
 		return Session{}, extra, err
 	}
-	sess, err := parseSession(sid.String(), v)
+	sess, err := parseSession(sid, v)
 	if err != nil {
 		return Session{}, extra, err
 	}

@@ -10,8 +10,10 @@ import (
 	"net/http"
 	_ "net/http/pprof" //nolint:gosec // served only with -pprof, on localhost
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,8 +58,11 @@ func (b *baseline) close() {
 }
 
 // serveBaseline is the main of a baseline process: it serves kind on addr, prints its
-// ready line and serves until stdin closes (its parent is gone) or ctx ends.
+// ready line and serves until stdin closes (its parent is gone), SIGTERM (proc.stop,
+// Pdeathsig) or ctx ends; then it removes its keys and its Redis entries.
 func serveBaseline(ctx context.Context, kind, addr string, tokens int) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
 	cfg, err := benchConfig(benchEnv())
 	if err != nil {
 		return err
