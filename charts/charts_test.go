@@ -847,7 +847,7 @@ func checkTraefik(t *testing.T, svc string, r *rendered) {
 	route := routes[0].(map[string]any)
 	match := route["match"].(string)
 	prefixes := map[string][]string{
-		"auth":  {"/v1/auth", "/v1/users", "/v1/admin", "/v2", "/.well-known"},
+		"auth":  {"/v1/auth", "/v1/users", "/v1/admin", "/v2", "/.well-known", "/ui"},
 		"oauth": {"/v1/oauth"},
 	}[svc]
 	got := pathPrefixRe.FindAllStringSubmatch(match, -1)

@@ -20,6 +20,13 @@ var apiPrefixes = map[string][]string{
 	"oauth": {"/v1/oauth"},
 }
 
+// routedPrefixes are apiPrefixes plus the hosted UI's pages (API.md, "Hosted UI"), which
+// the gateway routes to auth too.
+var routedPrefixes = map[string][]string{
+	"auth":  append(slices.Clone(apiPrefixes["auth"]), "/ui"),
+	"oauth": apiPrefixes["oauth"],
+}
+
 var servicePorts = map[string]string{"auth": "8081", "oauth": "8082", "token-worker": "8083"}
 
 var forwardAuthHeaders = []string{"X-Auth-User-Id", "X-Auth-Email", "X-Auth-Roles", "X-Auth-Session-Id"}
@@ -126,7 +133,7 @@ func TestTraefikRoutesEveryAPIPrefixToItsService(t *testing.T) {
 		}
 	}
 	websecureTLS := dig(st, "entryPoints", "websecure", "http", "tls") != nil
-	for svc, prefixes := range apiPrefixes {
+	for svc, prefixes := range routedPrefixes {
 		wantURL := "http://" + svc + ":" + servicePorts[svc]
 		for _, prefix := range prefixes {
 			for _, ep := range []string{"web", "websecure"} {

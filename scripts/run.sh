@@ -15,6 +15,12 @@ export LOG_FORMAT=${LOG_FORMAT:-console}
 if [ -z "${EVENT_KEYS:-}${EVENT_KEYS_FILE:-}" ]; then export EVENT_KEYS_FILE=var/event-keys; fi
 if [ -z "${MFA_ENCRYPTION_KEYS:-}${MFA_ENCRYPTION_KEYS_FILE:-}" ]; then export MFA_ENCRYPTION_KEYS_FILE=var/mfa-keys; fi
 
+# The hosted UI is the web app of a laptop: the email links land on its pages, and its
+# login page offers the oauth service's providers (their callback allowlisted).
+export APP_URL=${APP_URL:-http://localhost:8081/ui}
+export UI_OAUTH_URL=${UI_OAUTH_URL:-http://localhost:8082}
+export OAUTH_REDIRECT_ALLOWLIST=${OAUTH_REDIRECT_ALLOWLIST:-http://localhost:3000,http://localhost:8081/ui/oauth/callback}
+
 # A laptop's webhook receivers listen on localhost: allowed here, never by default.
 export WEBHOOK_ALLOW_PRIVATE_NETWORKS=${WEBHOOK_ALLOW_PRIVATE_NETWORKS:-true}
 
@@ -104,6 +110,7 @@ if alive; then
 
 		==> TalentForge Auth is running; Ctrl-C stops it all.
 		      auth          http://localhost:8081
+		      hosted UI     http://localhost:8081/ui/   (sign up, sign in, passkeys, two-step, sessions)
 		      oauth         http://localhost:8082
 		      token-worker  http://localhost:8083/readyz
 		      $mail

@@ -106,6 +106,25 @@ func (c *Cache) SessionUser(ctx context.Context, userID, sessionID string) (sess
 	return sess, u, err
 }
 
+// BrowserSessionUser is SessionUser for a browser reference (session.Store.Browser).
+func (c *Cache) BrowserSessionUser(ctx context.Context, ref string) (session.Session, User, error) {
+	uid, _, err := session.ParseBrowserRef(ref)
+	if err != nil {
+		return session.Session{}, User{}, session.ErrNotFound
+	}
+	key, err := cacheKey(uid)
+	if err != nil {
+		return session.Session{}, User{}, session.ErrNotFound
+	}
+	sess, cmd, err := c.sessions.Browser(ctx, ref, key)
+	if err != nil {
+		return session.Session{}, User{}, err
+	}
+	raw, err := cmd.Result()
+	u, err := c.resolve(ctx, uid, raw, err)
+	return sess, u, err
+}
+
 // RefreshSession rotates refreshToken (session.Store.Refresh) and reads the cached
 // user in the same Redis round trip: the refresh script also GETs the user's key.
 // PostgreSQL only on a miss (which fills the cache) or after a tombstone (which does

@@ -189,18 +189,47 @@ func (s *Sessions) Authenticate(ctx context.Context, raw string) (Principal, err
 		return Principal{}, ErrUnauthenticated
 	}
 	sess, u, err := s.cache.SessionUser(ctx, claims.Subject, claims.SessionID)
-	switch {
-	case errors.Is(err, session.ErrNotFound), errors.Is(err, ErrNotFound):
-		return Principal{}, ErrUnauthenticated
-	case err != nil:
-		return Principal{}, fmt.Errorf("load session: %w", err)
-	case u.DisabledAt != nil:
-		return Principal{}, ErrUnauthenticated
-	case !sess.Stamped(u.CredentialStamp):
-		// Opened with a password that has changed since (a login that raced a reset
-		// or a change and came in after their RevokeAll): over, whatever the order.
-		return Principal{}, ErrUnauthenticated
+	if err := live(sess, u, err); err != nil {
+		return Principal{}, err
 	}
 	return Principal{User: u, UserID: claims.Subject, SessionID: claims.SessionID, AMR: claims.AMR,
 		AuthTime: sess.CreatedAt, Claims: claims}, nil
+}
+
+// AuthenticateBrowser is Authenticate for the hosted UI's session cookie (a reference
+// from BindBrowser): the same live checks of the session and its user. The Principal
+// has no Claims and no AMR.
+func (s *Sessions) AuthenticateBrowser(ctx context.Context, ref string) (Principal, error) {
+	sess, u, err := s.cache.BrowserSessionUser(ctx, ref)
+	if err := live(sess, u, err); err != nil {
+		return Principal{}, err
+	}
+	return Principal{User: u, UserID: sess.UserID, SessionID: sess.ID, AuthTime: sess.CreatedAt}, nil
+}
+
+// BindBrowser returns a browser reference to the live session sid of the user uid (see
+// session.Store.BindBrowser): what the hosted UI keeps in its cookie instead of tokens.
+func (s *Sessions) BindBrowser(ctx context.Context, uid, sid string) (string, error) {
+	ref, err := s.sessions.BindBrowser(ctx, uid, sid)
+	if errors.Is(err, session.ErrNotFound) {
+		return "", ErrUnauthenticated
+	}
+	return ref, err
+}
+
+// live is the check of every authenticated request on what SessionUser read.
+func live(sess session.Session, u User, err error) error {
+	switch {
+	case errors.Is(err, session.ErrNotFound), errors.Is(err, ErrNotFound):
+		return ErrUnauthenticated
+	case err != nil:
+		return fmt.Errorf("load session: %w", err)
+	case u.DisabledAt != nil:
+		return ErrUnauthenticated
+	case !sess.Stamped(u.CredentialStamp):
+		// Opened with a password that has changed since (a login that raced a reset
+		// or a change and came in after their RevokeAll): over, whatever the order.
+		return ErrUnauthenticated
+	}
+	return nil
 }

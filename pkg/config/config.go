@@ -132,7 +132,17 @@ type Config struct {
 	// access-token claims ForwardAuth passes on as headers.
 	VerifyClaimHeaders []ClaimHeader
 
+	// OAuthRedirectAllowlist (OAUTH_REDIRECT_ALLOWLIST) are the prefixes a redirect_to of
+	// the oauth service, and a return_to of the hosted UI, may start with.
 	OAuthRedirectAllowlist []string
+	// SessionCookieDomain (SESSION_COOKIE_DOMAIN) is the Domain of the hosted UI's session
+	// cookie, lower case without a leading dot; empty: host-only. PUBLIC_URL's host is it
+	// or under it.
+	SessionCookieDomain string
+	// UIOAuthURL (UI_OAUTH_URL) is the oauth service's base URL for the hosted UI: where
+	// the login page's provider links point and where the UI exchanges the one-time code.
+	// Empty: no social sign-in on the pages.
+	UIOAuthURL string
 	// OAuthProviders are the configured social-login providers; one without a client id
 	// is left out (not offered).
 	OAuthProviders OAuthProviders
@@ -333,7 +343,10 @@ func settings(c *Config, httpAddr string) []setting {
 		{name: "ACCESS_TOKEN_HOOK_FAILURE", def: "closed", readers: svcAuthOAuth, value: oneOf(&c.AccessTokenHook.Failure, "closed", "open")},
 		{name: "VERIFY_CLAIM_HEADERS", readers: svcAuth, value: claimHeaders(&c.VerifyClaimHeaders)},
 
-		{name: "OAUTH_REDIRECT_ALLOWLIST", def: "http://localhost:3000", readers: svcOAuth, value: list(&c.OAuthRedirectAllowlist)},
+		{name: "OAUTH_REDIRECT_ALLOWLIST", def: "http://localhost:3000", readers: svcAuthOAuth, value: list(&c.OAuthRedirectAllowlist)},
+		{name: "SESSION_COOKIE_DOMAIN", readers: svcAuth, value: cookieDomain(&c.SessionCookieDomain, &c.PublicURL),
+			readme: "empty (host-only)"},
+		{name: "UI_OAUTH_URL", readers: svcAuth, value: optionalBaseURL(&c.UIOAuthURL)},
 		{name: "OAUTH_PROVIDER_TIMEOUT", def: "10s", readers: svcOAuth, value: duration(&c.OAuthProviderTimeout, 100*time.Millisecond)},
 		// Keyrings: parsed by EventKeyring and MFAKeyring, by the services that need them.
 		{name: "EVENT_KEYS", secret: true, readers: svcAll, value: verbatim(&c.EventKeys), readme: "- (required)"},
@@ -413,6 +426,27 @@ func optionalBaseURL(dst *string) value {
 		if p.str(key) != "" {
 			*dst = strings.TrimRight(p.url(key, "http", "https"), "/")
 		}
+	}}
+}
+
+// cookieDomain is a domain name (a leading dot dropped) that the host of *publicURL,
+// read before it, is or is under: else auth could not set a cookie for it.
+func cookieDomain(dst, publicURL *string) value {
+	return value{read: func(p *parser, key string) {
+		d := strings.TrimPrefix(strings.ToLower(p.str(key)), ".")
+		if d == "" {
+			return
+		}
+		if strings.ContainsAny(d, ":/ []") || net.ParseIP(d) != nil || !strings.Contains(d, ".") {
+			p.fail(key, "%q is not a domain name with a dot (browsers refuse cookies for a top-level name or an IP address)", d)
+			return
+		}
+		u, err := url.Parse(*publicURL)
+		if host := strings.ToLower(u.Hostname()); err != nil || (host != d && !strings.HasSuffix(host, "."+d)) {
+			p.fail(key, "PUBLIC_URL's host must be %q or under it, so that auth can set the cookie", d)
+			return
+		}
+		*dst = d
 	}}
 }
 

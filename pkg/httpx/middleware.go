@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -137,21 +138,35 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// bodyPolicy enforces the 64 KiB limit and JSON-only bodies before any handler reads.
-func bodyPolicy(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		req := c.Request()
-		if req.ContentLength > MaxBodyBytes {
-			return ErrTooLarge
-		}
-		hasBody := req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody)
-		if hasBody {
-			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-			if err != nil || (mt != "application/json" && mt != "application/problem+json") {
-				return ErrUnsupportedMedia
+// bodyPolicy enforces the 64 KiB limit and JSON-only bodies before any handler reads;
+// under formPrefixes HTML form posts are accepted too.
+func bodyPolicy(formPrefixes []string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.ContentLength > MaxBodyBytes {
+				return ErrTooLarge
 			}
-			req.Body = http.MaxBytesReader(c.Response(), req.Body, MaxBodyBytes)
+			hasBody := req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody)
+			if hasBody {
+				mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+				ok := err == nil && (mt == "application/json" || mt == "application/problem+json" ||
+					(mt == "application/x-www-form-urlencoded" && hasPrefix(req.URL.Path, formPrefixes)))
+				if !ok {
+					return ErrUnsupportedMedia
+				}
+				req.Body = http.MaxBytesReader(c.Response(), req.Body, MaxBodyBytes)
+			}
+			return next(c)
 		}
-		return next(c)
 	}
+}
+
+func hasPrefix(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }

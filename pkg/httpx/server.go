@@ -38,6 +38,7 @@ type options struct {
 	unavailable     func(error) bool
 	corsOrigins     []string
 	gzipSkip        []string
+	formPrefixes    []string
 	gzip            bool
 	openAPI         []byte
 	readTimeout     time.Duration
@@ -88,6 +89,12 @@ func WithCORS(origins []string) Option {
 // answers that hold secrets are never compressed next to attacker-chosen text (BREACH).
 func WithGzip(skipPrefixes ...string) Option {
 	return func(o *options) { o.gzip, o.gzipSkip = true, skipPrefixes }
+}
+
+// WithForms also accepts HTML form posts (application/x-www-form-urlencoded) under these
+// path prefixes: the hosted UI's pages. Every other path stays JSON-only.
+func WithForms(prefixes ...string) Option {
+	return func(o *options) { o.formPrefixes = append(o.formPrefixes, prefixes...) }
 }
 
 // WithShutdownTimeout bounds how long in-flight requests may drain on shutdown.
@@ -168,7 +175,7 @@ func New(log *zap.Logger, reg *metrics.Registry, opts ...Option) *Server {
 			},
 		}))
 	}
-	e.Use(bodyPolicy)
+	e.Use(bodyPolicy(o.formPrefixes))
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -299,8 +299,15 @@ func (s *Store) LiveWith(ctx context.Context, userID, sessionID, key string) (Se
 	if err != nil {
 		return Session{}, extra, err
 	}
+	sess, err := s.parseLive(sid, v)
+	return sess, extra, err
+}
+
+// parseLive reads liveFields' values: the session when it exists and has not reached
+// its absolute expiry, else ErrNotFound.
+func (s *Store) parseLive(sid string, v []any) (Session, error) {
 	if len(v) != len(liveFields) || v[0] == nil {
-		return Session{}, extra, ErrNotFound
+		return Session{}, ErrNotFound
 	}
 	str := make([]string, len(v))
 	for i, x := range v {
@@ -309,13 +316,13 @@ func (s *Store) LiveWith(ctx context.Context, userID, sessionID, key string) (Se
 	created, err1 := strconv.ParseInt(str[1], 10, 64)
 	exp, err2 := strconv.ParseInt(str[2], 10, 64)
 	if err1 != nil || err2 != nil {
-		return Session{}, extra, errors.New("session: corrupt created or exp field")
+		return Session{}, errors.New("session: corrupt created or exp field")
 	}
 	sess := Session{ID: sid, UserID: str[0], CreatedAt: time.UnixMilli(created), ExpiresAt: time.UnixMilli(exp), Stamp: str[3]}
 	if !s.now().Before(sess.ExpiresAt) {
-		return Session{}, extra, ErrNotFound
+		return Session{}, ErrNotFound
 	}
-	return sess, extra, nil
+	return sess, nil
 }
 
 // liveFields are what LiveWith reads; liveFieldArgs and fieldArgs the fields as command

@@ -73,9 +73,11 @@ func ParseRefreshToken(tok string) (userID, sessionID string, err error) {
 	return t.userID.String(), t.sessionID.String(), nil
 }
 
-func hashSecret(secret []byte) string {
+func hashSecret(secret []byte) string { return hex.EncodeToString(sha(secret)) }
+
+func sha(secret []byte) []byte {
 	sum := sha256.Sum256(secret)
-	return hex.EncodeToString(sum[:])
+	return sum[:]
 }
 
 // successorAEAD derives the key that seals a successor secret from the secret

@@ -182,3 +182,15 @@ func (s *Service) LogoutAll(ctx context.Context, p Principal) error {
 	s.audit(ctx, events.SubjectLoggedOutAll, events.LoggedOutAll{UserID: p.UserID, SessionsEnded: n})
 	return nil
 }
+
+// AuthenticateBrowser checks the hosted UI's session cookie as Authenticate checks an
+// access token: its live session and its user.
+func (s *Service) AuthenticateBrowser(ctx context.Context, ref string) (Principal, error) {
+	return s.core.AuthenticateBrowser(ctx, ref)
+}
+
+// BindBrowser returns the browser reference of the session pair opened: what the hosted
+// UI keeps in its cookie. The pair's tokens are the caller's to drop.
+func (s *Service) BindBrowser(ctx context.Context, pair TokenPair) (string, error) {
+	return s.core.BindBrowser(ctx, pair.User.ID, pair.SessionID)
+}

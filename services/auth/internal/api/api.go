@@ -14,6 +14,7 @@ import (
 	"github.com/talentforge/auth/pkg/httpx"
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
+	"github.com/talentforge/auth/services/auth/internal/browser"
 	"github.com/talentforge/auth/services/auth/internal/flags"
 	"github.com/talentforge/auth/services/auth/internal/webhooks"
 )
@@ -46,6 +47,9 @@ type Config struct {
 	Flags *flags.Flags
 	// Webhooks is the admin API's webhook endpoints.
 	Webhooks *webhooks.Service
+	// Browser is the hosted UI's cookie and return_to policy: ForwardAuth accepts its
+	// session cookie and sends browsers without a session to its sign-in page.
+	Browser browser.Policy
 	// Metrics is where the business metrics (metrics.go) are registered: the service's
 	// registry. Nil counts them without exporting them.
 	Metrics prometheus.Registerer
@@ -92,7 +96,9 @@ func (h *Handler) registerShared(e *echo.Echo, v string) {
 	e.POST(v+"/auth/register", h.register)
 	e.POST(v+"/auth/logout-all", h.logoutAll, auth)
 	// ForwardAuth: outside the global budget, its invalid answers on their own (verifyLimit).
-	e.GET(v+"/auth/verify", h.verify, h.verifyLimit, auth)
+	// A browser (the hosted UI's session cookie) passes as a bearer token does; one
+	// without a session is sent to sign in (browserSignIn).
+	e.GET(v+"/auth/verify", h.verify, h.browserSignIn, h.verifyLimit, h.authenticateGateway)
 	e.POST(v+"/auth/email/verify", h.verifyEmail)
 	e.POST(v+"/auth/email/resend", h.resendVerification)
 	e.POST(v+"/auth/password/forgot", h.forgotPassword)
@@ -182,6 +188,47 @@ func (h *Handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(principalKey, p)
 		return next(c)
+	}
+}
+
+// authenticateGateway is authenticate for ForwardAuth: without an Authorization header,
+// the hosted UI's session cookie is checked instead, with the same live checks. Only
+// this route reads the cookie: no other route can be driven by a cross-site request.
+func (h *Handler) authenticateGateway(next echo.HandlerFunc) echo.HandlerFunc {
+	bearer := h.authenticate(next)
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.Header.Get(echo.HeaderAuthorization) != "" {
+			return bearer(c)
+		}
+		ref := h.cfg.Browser.Session(req)
+		if ref == "" {
+			return account.ErrUnauthenticated
+		}
+		p, err := h.svc.AuthenticateBrowser(req.Context(), ref)
+		if err != nil {
+			return err
+		}
+		c.Set(principalKey, p)
+		return next(c)
+	}
+}
+
+// browserSignIn answers a browser navigation that ForwardAuth could not authenticate
+// with 302 to the hosted UI's sign-in page, coming back to the URL it asked for when
+// that is a host the session cookie reaches; API clients, and any other URL, get the 401.
+func (h *Handler) browserSignIn(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		req := c.Request()
+		if !errors.Is(err, account.ErrUnauthenticated) || !browser.WantsHTML(req) || req.Header.Get(echo.HeaderAuthorization) != "" {
+			return err
+		}
+		back := browser.Forwarded(req)
+		if back == "" || !h.cfg.Browser.Gateway(back) {
+			return err
+		}
+		return c.Redirect(http.StatusFound, h.cfg.Browser.LoginURL(back))
 	}
 }
 

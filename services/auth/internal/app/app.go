@@ -21,6 +21,7 @@ import (
 	"github.com/talentforge/auth/pkg/platform"
 	"github.com/talentforge/auth/pkg/postgres"
 	"github.com/talentforge/auth/pkg/ratelimit"
+	"github.com/talentforge/auth/pkg/redirect"
 	"github.com/talentforge/auth/pkg/session"
 	"github.com/talentforge/auth/pkg/token"
 	"github.com/talentforge/auth/pkg/tokenhook"
@@ -29,11 +30,13 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/admin"
 	"github.com/talentforge/auth/services/auth/internal/api"
+	"github.com/talentforge/auth/services/auth/internal/browser"
 	"github.com/talentforge/auth/services/auth/internal/emailqueue"
 	"github.com/talentforge/auth/services/auth/internal/flags"
 	"github.com/talentforge/auth/services/auth/internal/passkey"
 	"github.com/talentforge/auth/services/auth/internal/phone"
 	"github.com/talentforge/auth/services/auth/internal/store"
+	"github.com/talentforge/auth/services/auth/internal/ui"
 	"github.com/talentforge/auth/services/auth/internal/webhooks"
 )
 
@@ -250,16 +253,30 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger, opts ...Optio
 		httpx.WithOpenAPI(apidoc.YAML),
 		httpx.WithCORS(cfg.CORSAllowedOrigins),
 		// Token and profile answers are never compressed (BREACH); lists and JWKS are.
-		httpx.WithGzip("/v1/auth", "/v2/auth", "/v1/users", "/v2/users"),
+		httpx.WithGzip("/v1/auth", "/v2/auth", "/v1/users", "/v2/users", "/ui"),
+		httpx.WithForms("/ui/"),
 		httpx.WithShutdownTimeout(cfg.ShutdownTimeout),
 	)...)
 	adm := admin.NewService(store.NewAdmin(users), sessions)
+	allow, err := redirect.Parse(cfg.OAuthRedirectAllowlist)
+	if err != nil {
+		return nil, err
+	}
+	browsers := browser.Policy{PublicURL: cfg.PublicURL, CookieDomain: cfg.SessionCookieDomain,
+		Allowlist: allow, MaxAge: cfg.SessionMaxAge}
 	api.New(svc, adm, a.Keys.JWKS, api.Config{Issuer: cfg.PublicURL, JWKSMaxAge: JWKSMaxAge,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins, RefreshTokenTTL: cfg.RefreshTokenTTL, V1Sunset: cfg.APIV1Sunset,
 		ClaimHeaders: cfg.VerifyClaimHeaders,
 		Flags:        a.Flags,
+		Browser:      browsers,
 		Webhooks:     webhooks.New(store.NewWebhooks(users), a.EventKeys, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivateNetworks}),
 		Metrics:      reg}).Register(a.Server.Echo)
+	pages, err := ui.New(svc, ui.Config{Browser: browsers, ProductName: cfg.WebAuthnRPName, Flags: a.Flags,
+		OAuth: ui.NewOAuth(cfg.UIOAuthURL, log), ReauthMaxAge: cfg.ReauthMaxAge, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	pages.Register(a.Server.Echo)
 	if cfg.PprofEnabled {
 		registerPprof(a.Server.Echo)
 	}

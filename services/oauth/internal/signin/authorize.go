@@ -27,8 +27,8 @@ func (s *Service) Authorize(ctx context.Context, providerName, redirectTo string
 	if !ok {
 		return Started{}, ErrUnknownProvider
 	}
-	if err := s.checkRedirect(redirectTo); err != nil {
-		return Started{}, err
+	if !s.allow.Allows(redirectTo) {
+		return Started{}, ErrInvalidRedirect
 	}
 	st := flow.State{Provider: p.Name, Verifier: oauth2.GenerateVerifier(), Nonce: flow.Random(), RedirectTo: redirectTo}
 	state, binding := flow.Random(), flow.Random()

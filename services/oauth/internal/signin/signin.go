@@ -6,14 +6,13 @@ package signin
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/talentforge/auth/pkg/accounts"
 	"github.com/talentforge/auth/pkg/ratelimit"
+	"github.com/talentforge/auth/pkg/redirect"
 	"github.com/talentforge/auth/services/oauth/internal/flow"
 	"github.com/talentforge/auth/services/oauth/internal/providers"
 	"github.com/talentforge/auth/services/oauth/internal/store"
@@ -86,7 +85,7 @@ type Service struct {
 	store     *store.Store
 	core      *accounts.Sessions
 	cfg       Config
-	allow     []*url.URL
+	allow     redirect.Allowlist
 	metrics   Metrics
 	budget    Budget
 	log       *zap.Logger
@@ -103,12 +102,9 @@ func New(ps []*providers.Provider, fl *flow.Store, st *store.Store, core *accoun
 	for _, p := range ps {
 		s.providers[p.Name] = p
 	}
-	for _, raw := range cfg.RedirectAllowlist {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return nil, fmt.Errorf("OAUTH_REDIRECT_ALLOWLIST: %q is not an absolute http(s) URL", raw)
-		}
-		s.allow = append(s.allow, u)
+	var err error
+	if s.allow, err = redirect.Parse(cfg.RedirectAllowlist); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
