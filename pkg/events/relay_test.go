@@ -339,8 +339,10 @@ func TestRelayKeepsRowsWhileNATSIsDown(t *testing.T) {
 	ns.ensureStream(t, js)
 	keys, _ := testKeyring(t, "k1")
 	reg := prometheus.NewRegistry()
-	// Waits long enough to see that a row is not retried before its time.
-	relay := ns.fastRelay(t, db, js, WithMetrics(reg), WithBackoff(300*time.Millisecond, 2*time.Second))
+	// Waits long enough to see that a row is not retried before its time, with room for
+	// a slow batch under -race on a loaded machine (300 ms was not: CI saw a row already
+	// due when it was read back).
+	relay := ns.fastRelay(t, db, js, WithMetrics(reg), WithBackoff(time.Second, 4*time.Second))
 	ctx := context.Background()
 
 	ns.Stop()
@@ -375,7 +377,7 @@ func TestRelayKeepsRowsWhileNATSIsDown(t *testing.T) {
 		if n, err := relay.PublishPending(ctx); n != 0 || err != nil || row(t, db, evs[0].ID).Attempts != attempt {
 			t.Fatalf("a row was retried before its next_attempt_at (%d, %v)", n, err)
 		}
-		waitFor(t, 5*time.Second, "the rows to be due", func() bool {
+		waitFor(t, 15*time.Second, "the rows to be due", func() bool {
 			var due int
 			_ = db.QueryRowContext(ctx, "SELECT count(*) FROM outbox WHERE next_attempt_at <= now()").Scan(&due)
 			return due == len(evs)
