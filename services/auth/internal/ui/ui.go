@@ -177,6 +177,9 @@ func (h *Handler) pageHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 			"connect-src 'self'; form-action "+formAction+"; base-uri 'none'; frame-ancestors 'none'")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		// Not the API's no-referrer: under it Chromium posts forms with "Origin: null",
+		// which the CSRF check must refuse. same-origin still sends nothing elsewhere.
+		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Vary", "Cookie")
 		return next(c)
 	}

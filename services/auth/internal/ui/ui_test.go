@@ -132,6 +132,10 @@ func TestSignInGivesAnOpaqueCookieThatOnlyForwardAuthAccepts(t *testing.T) {
 			t.Fatalf("CSP %q lacks %q", csp, d)
 		}
 	}
+	// Chromium sends "Origin: null" on a form post under no-referrer.
+	if rp := login.header.Get("Referrer-Policy"); rp != "same-origin" {
+		t.Fatalf("Referrer-Policy %q", rp)
+	}
 	if strings.Contains(csp, "unsafe-inline") || strings.Contains(login.body, "<script>") || strings.Contains(login.body, "style=") {
 		t.Fatalf("inline script or style: %s\n%s", csp, login.body)
 	}
@@ -217,8 +221,10 @@ func TestFormsRefuseCrossSiteAndForgedPosts(t *testing.T) {
 	withToken := creds()
 	withToken.Set("csrf", b.cookies["__Host-csrf"].Value)
 	expectPage(t, stranger.do(http.MethodPost, "/ui/login", withToken, nil), http.StatusForbidden)
-	b.origin = "https://evil.test"
-	expectPage(t, b.post("/ui/login", creds()), http.StatusForbidden)
+	for _, o := range []string{"https://evil.test", "null"} {
+		b.origin = o
+		expectPage(t, b.post("/ui/login", creds()), http.StatusForbidden)
+	}
 	b.origin = e.Cfg.PublicURL
 	form := creds()
 	form.Set("csrf", b.cookies["__Host-csrf"].Value)
