@@ -32,8 +32,10 @@ import (
 )
 
 const (
-	appURL   = "http://app.e2e.test"
-	password = "correct horse battery staple"
+	appURL = "http://app.e2e.test"
+	// uiCallback is the hosted UI's social sign-in callback under the default PUBLIC_URL.
+	uiCallback = "http://localhost:8081/ui/oauth/callback"
+	password   = "correct horse battery staple"
 )
 
 var (
@@ -166,11 +168,13 @@ func startStackOn(t *testing.T, own *natstest.Server, extra ...string) *stack {
 		t.Fatalf("auth migrate: %v\n%s", err, out)
 	}
 	s.authURL = fmt.Sprintf("http://127.0.0.1:%d", authPort)
-	s.run(filepath.Join(bin, "auth"), append(env, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", authPort)))
+	// The hosted UI offers oauth's providers, whose callback is the UI's page on the
+	// default PUBLIC_URL (a test reaches it at authURL).
+	s.run(filepath.Join(bin, "auth"), append(env, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", authPort), "UI_OAUTH_URL="+s.oauthURL))
 	s.run(filepath.Join(bin, "token-worker"), append(env, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", workerPort)))
 	s.waitReady(s.authURL)
 	s.run(filepath.Join(bin, "oauth"), append(env, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", oauthPort),
-		"OAUTH_CALLBACK_BASE_URL="+s.oauthURL, "OAUTH_REDIRECT_ALLOWLIST="+appURL,
+		"OAUTH_CALLBACK_BASE_URL="+s.oauthURL, "OAUTH_REDIRECT_ALLOWLIST="+appURL+","+uiCallback,
 		"OAUTH_OIDC_NAME=acme", "OAUTH_OIDC_ISSUER="+op.Issuer(),
 		"OAUTH_OIDC_CLIENT_ID="+op.ClientID, "OAUTH_OIDC_CLIENT_SECRET="+op.ClientSecret))
 	s.waitReady(s.oauthURL)

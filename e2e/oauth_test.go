@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -199,4 +201,71 @@ func claim(t *testing.T, jwt, name string) []string {
 		}
 	}
 	return out
+}
+
+// The hosted UI's login page offers the oauth process's providers; signing in through one
+// ends on the UI's callback, which exchanges the one-time code server to server and gives
+// the browser a session cookie that ForwardAuth accepts.
+func TestHostedUISocialSignIn(t *testing.T) {
+	s := startStack(t)
+	email := "ui-oauth-" + randomHex(4) + "@example.com"
+	s.oidc.QueueUser(&mockoidc.MockUser{Subject: "e2e-" + randomHex(4), Email: email, EmailVerified: true})
+	noFollow := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	fetch := func(raw string, cookies []*http.Cookie) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, raw, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		res, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, string(b)
+	}
+
+	res, page := fetch(s.authURL+"/ui/login", nil)
+	m := regexp.MustCompile(`<a class="provider" href="([^"]+)">Continue with ([^<]+)</a>`).FindStringSubmatch(page)
+	if res.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("login page %d offers no provider:\n%s", res.StatusCode, page)
+	}
+	start, _ := fetch(html.UnescapeString(m[1]), nil)
+	atProvider, _ := fetch(start.Header.Get("Location"), nil)
+	back, _ := fetch(atProvider.Header.Get("Location"), start.Cookies())
+	done, err := url.Parse(back.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(done.String(), uiCallback+"?") || done.Query().Get("code") == "" {
+		t.Fatalf("oauth sent the browser to %q", back.Header.Get("Location"))
+	}
+	// The code in the URL is single use and worth nothing without the exchange; no token
+	// is in any URL.
+	res, page = fetch(s.authURL+done.RequestURI(), nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/ui/account" {
+		t.Fatalf("callback: %d to %q: %s", res.StatusCode, res.Header.Get("Location"), page)
+	}
+	var cookie *http.Cookie
+	for _, c := range res.Cookies() {
+		if c.Name == "__Host-session" {
+			cookie = c
+		}
+	}
+	if cookie == nil {
+		t.Fatalf("no session cookie: %v", res.Header["Set-Cookie"])
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.authURL+"/v1/auth/verify", nil)
+	req.AddCookie(cookie)
+	vres, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vres.Body.Close()
+	if vres.StatusCode != http.StatusOK || vres.Header.Get("X-Auth-Email") != email {
+		t.Fatalf("verify with the UI's cookie: %d %v", vres.StatusCode, vres.Header)
+	}
+	// The same code again: refused, and no second session.
+	if res, _ := fetch(s.authURL+done.RequestURI(), nil); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a spent code answered %d", res.StatusCode)
+	}
 }
