@@ -52,6 +52,10 @@ run: var/event-keys var/mfa-keys ## start PostgreSQL/Redis/NATS if needed, build
 smoke: build ## sign up end to end on real processes, own database and ports: register, email via Mailpit, verify, login, reset
 	$(GO) run ./e2e/cmd/smoke
 
+.PHONY: test-ui
+test-ui: build ## the hosted UI in headless Chromium (scripts/ui-deps.sh installs it): register to TOTP, passkeys, sessions, the gateway's ForwardAuth, axe; screenshots in var/ui-screenshots/
+	$(GO) run ./e2e/cmd/uitest
+
 .PHONY: enum-timing
 enum-timing: build ## answer times of forgot, resend and login, known vs unknown address, on bin/auth: median, p90, Mann-Whitney U; asserts nothing (TIMINGFLAGS, e.g. -n 500)
 	$(GO) run ./e2e/cmd/enumtiming $(TIMINGFLAGS)
@@ -60,6 +64,7 @@ enum-timing: build ## answer times of forgot, resend and login, known vs unknown
 test: ## every test of every module against the local PostgreSQL, Redis and NATS, with -race
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 	$(MAKE) --no-print-directory smoke
+	$(MAKE) --no-print-directory test-ui
 	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory fuzz
 
