@@ -166,3 +166,58 @@ func TestRecorderTakesUserFromPayload(t *testing.T) {
 		t.Fatalf("entry = %+v payload %s", e, e.Payload)
 	}
 }
+
+// Entries of a month keep arriving (the audit consumer never pauses) while its partition
+// is made: the move from DEFAULT and the attach must not race them. Before, a row inserted
+// between the move and the attach failed the attach, every minute, for as long as
+// entries kept coming.
+func TestPartitionIsMadeWhileEntriesArrive(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	store := audit.NewStore(db)
+	year := 2100 + rand.IntN(7000)
+	clock := func() time.Time { return time.Date(year, 3, 10, 12, 0, 0, 0, time.UTC) }
+	stop := make(chan struct{})
+	var (
+		mu       sync.Mutex
+		inserted []uuid.UUID
+		wg       sync.WaitGroup
+	)
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				e := audit.Entry{ID: uuid.New(), Type: "auth.user.registered", Payload: json.RawMessage(`{}`),
+					OccurredAt: time.Date(year, 3, 1+i%28, w, 0, 0, 0, time.UTC)}
+				// As the consumer does: an entry that failed is redelivered.
+				for store.Insert(ctx, e) != nil {
+				}
+				mu.Lock()
+				inserted = append(inserted, e.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // DEFAULT holds some first
+	created, err := audit.NewPartitions(db, audit.WithClock(clock)).Ensure(ctx)
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Ensure while entries arrive: %v", err)
+	}
+	want := fmt.Sprintf("audit_log_y%04dm03", year)
+	if !slices.Contains(created, want) {
+		t.Fatalf("created %v, want %s", created, want)
+	}
+	for _, id := range inserted {
+		if got := partitionOf(t, db, id); got != want {
+			t.Fatalf("entry %s is in %s, want %s", id, got, want)
+		}
+	}
+	t.Logf("%d entries arrived during the run", len(inserted))
+}

@@ -92,6 +92,11 @@ func (p *Partitions) ensure(ctx context.Context, from time.Time) (bool, error) {
 		// One worker at a time; a second one finds the partition made.
 		"SELECT pg_advisory_xact_lock(hashtext('audit_log_partitions'))",
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)", name),
+		// The attach takes this lock anyway; taken before the move, no entry of the month
+		// can reach DEFAULT between the move and the attach (the consumer's inserts wait,
+		// then land in the new partition). Without it a steady flow of entries failed the
+		// attach on every retry.
+		"LOCK TABLE audit_log_default IN ACCESS EXCLUSIVE MODE",
 		// Rows of this month that the DEFAULT partition caught would block the attach.
 		fmt.Sprintf(`WITH moved AS (DELETE FROM audit_log_default WHERE occurred_at >= '%s' AND occurred_at < '%s' RETURNING *)
 			INSERT INTO %s SELECT * FROM moved`, lo, hi, name),
