@@ -11,6 +11,7 @@ import (
 
 	"github.com/talentforge/auth/services/auth/internal/account"
 	"github.com/talentforge/auth/services/auth/internal/browser"
+	"github.com/talentforge/auth/services/auth/internal/flags"
 )
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
@@ -292,7 +293,7 @@ func (h *Handler) magicLink(c echo.Context) error {
 	p := h.newPage(c, "Sign in")
 	p.Values["token"] = c.FormValue("token")
 	if h.cfg.Flags != nil {
-		if err := h.cfg.Flags.Check(c.Request().Context(), "otp_login"); err != nil {
+		if err := h.cfg.Flags.Check(c.Request().Context(), flags.OTPLogin); err != nil {
 			return h.render(c, formError(c, p, err, nil), "magic-link", p)
 		}
 	}

@@ -437,3 +437,24 @@ func TestEmailLinkPagesActOnlyOnPost(t *testing.T) {
 		}
 	}
 }
+
+func TestMagicLinkSignsInOnItsPostOnly(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, nil)
+	email := apitest.Email("ui-otp")
+	e.Register(email)
+	apitest.Expect(t, e.Do(http.MethodPost, "/v1/auth/otp", map[string]string{"email": email}, ""), http.StatusAccepted, "")
+	e.WaitEmailRequests()
+	tok := e.OutboxToken(email, "auth.email.otp_requested")
+	b := newBrowser(t, e)
+	expectPage(t, b.get("/ui/magic-link?token="+url.QueryEscape(tok)), http.StatusOK, ">Sign in</button>")
+	p := b.post("/ui/magic-link", url.Values{"token": {tok}})
+	expectRedirect(t, p, "/ui/account")
+	if p.set["__Host-session"] == nil {
+		t.Fatal("no session cookie")
+	}
+	// Single use.
+	again := newBrowser(t, e)
+	again.get("/ui/magic-link?token=" + url.QueryEscape(tok))
+	expectPage(t, again.post("/ui/magic-link", url.Values{"token": {tok}}), http.StatusUnauthorized, "invalid, already used or expired")
+}
