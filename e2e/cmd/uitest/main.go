@@ -24,8 +24,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -35,7 +33,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -60,25 +57,18 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/talentforge/auth/e2e/internal/local"
-	"github.com/talentforge/auth/pkg/natstest"
 	"github.com/talentforge/auth/pkg/platformtest"
 )
 
 const (
-	depsTimeout  = 15 * time.Minute // scripts/ui-deps.sh: apt-get and npm on a new machine
-	buildTimeout = 15 * time.Minute // Mailpit's first build
-	mailTimeout  = 60 * time.Second
-	tailLines    = 40
-	gwPassword   = "harbour violet engine 58"
-	gwDomain     = "example.test"
-	routesFile   = "deploy/traefik/dynamic/routes.yml"
-	chainName    = "protected" // the shipped chain a protected route attaches
+	depsTimeout = 15 * time.Minute // scripts/ui-deps.sh: apt-get and npm on a new machine
+	gwPassword  = "harbour violet engine 58"
+	gwDomain    = "example.test"
+	routesFile  = "deploy/traefik/dynamic/routes.yml"
+	chainName   = "protected" // the shipped chain a protected route attaches
 )
 
 func main() {
@@ -97,11 +87,9 @@ func run() int {
 		say("%v", err)
 		return 1
 	}
-	for _, b := range []string{"auth", "token-worker"} {
-		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil {
-			say("bin/%s is missing: run make build first (make test-ui does)", b)
-			return 1
-		}
+	if err := local.RequireBins(root, "make test-ui", "auth", "token-worker"); err != nil {
+		say("%v", err)
+		return 1
 	}
 	shotDir := *shots
 	if !filepath.IsAbs(shotDir) {
@@ -120,9 +108,7 @@ func run() int {
 		return 1
 	}
 
-	bctx, cancel := context.WithTimeout(ctx, buildTimeout)
-	mailpit, err := mailpitBinary(bctx, root)
-	cancel()
+	mailpit, err := local.MailpitBinary(ctx, root)
 	if err != nil {
 		say("FAIL mailpit: %v", err)
 		return 1
@@ -130,205 +116,60 @@ func run() int {
 
 	ctx, cancel = context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	s := &stack{root: root, started: time.Now(), timeout: *timeout}
+	s := &stack{Stack: local.NewStack("uitest", root), timeout: *timeout}
 	defer s.cleanup()
 	if err := s.start(ctx, mailpit); err != nil {
-		if interrupted(ctx) {
-			say("interrupted while starting: stopping")
-			return 130
-		}
-		say("FAIL start: %v", err)
-		s.failed = true
-		s.showLogs(s.suspects...)
-		return 1
+		return s.FailedStart(ctx, err)
 	}
 	return s.walk(ctx, shotDir)
 }
 
-// interrupted tells whether ctx ended by Ctrl-C or SIGTERM rather than by its timeout.
-func interrupted(ctx context.Context) bool {
-	return ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded)
-}
-
-// mailpitBinary builds Mailpit once (scripts/mailpit.sh) and returns its path.
-func mailpitBinary(ctx context.Context, root string) (string, error) {
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "mailpit.sh"), "path")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("scripts/mailpit.sh path: %v", err)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// proc is one process the run started.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error // once done is closed
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
+// stack is the run: Mailpit, bin/auth and bin/token-worker, and the gateway with its
+// own bin/auth.
 type stack struct {
-	root     string
-	started  time.Time
-	timeout  time.Duration
-	tmp      string
-	env      []string
-	db       string
-	adminURL string // the same server's postgres database, to drop ours
-	natsURL  string
-	ns       string
-	procs    []*proc
-	suspects []string // the processes whose logs explain the current step
+	*local.Stack
+	timeout time.Duration
 
-	authURL string // http://localhost:PORT, the browser's
-	apiURL  string // http://127.0.0.1:PORT, the same auth, for the runner's own calls
-	mailURL string
+	authURL string    // http://localhost:PORT, the browser's
+	api     local.API // the same auth at http://127.0.0.1:PORT, for the runner's own calls
 	gw      *gateway
 	gwUser  string // the gateway user's id
 	gwEmail string
-	failed  bool
-}
-
-// answers tells whether something listens on addr.
-func answers(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// databaseURLs are the run's own database on the server of DATABASE_URL (default the
-// local one) and that server's postgres database.
-func databaseURLs(db string) (own, admin string, err error) {
-	base := os.Getenv("DATABASE_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/auth?sslmode=disable"
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", "", fmt.Errorf("DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + db
-	own = u.String()
-	u.Path = "/postgres"
-	return own, u.String(), nil
 }
 
 func (s *stack) start(ctx context.Context, mailpit string) error {
-	natsURL := os.Getenv("NATS_URL")
-	if natsURL == "" {
-		natsURL = "nats://127.0.0.1:4222"
-	}
-	s.natsURL = natsURL
-	own, admin, err := databaseURLs("uitest_" + platformtest.RandomHex(5))
+	ports, err := s.Prepare(3, "OTEL_", "SESSION_COOKIE_DOMAIN", "TRUSTED_PROXIES")
 	if err != nil {
 		return err
 	}
-	s.db, s.adminURL = strings.TrimPrefix(mustParse(own).Path, "/"), admin
-	for name, addr := range map[string]string{"PostgreSQL": mustParse(own).Host, "NATS": mustParse(natsURL).Host} {
-		if !answers(addr) {
-			return fmt.Errorf("%s is not answering on %s (bash scripts/services.sh starts it)", name, addr)
-		}
-	}
-	if os.Getenv("REDIS_URL") == "" && !answers("127.0.0.1:6379") {
-		return errors.New("redis is not answering on 127.0.0.1:6379 (bash scripts/services.sh starts it)")
-	}
-
-	if s.tmp, err = os.MkdirTemp("", "uitest-"); err != nil {
-		return err
-	}
-	ports, err := local.FreePorts(5)
-	if err != nil {
-		return err
-	}
-	authPort, gwAuthPort, workerPort, smtpPort, mailPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	authPort, gwAuthPort, workerPort := ports[0], ports[1], ports[2]
 	s.authURL = fmt.Sprintf("http://localhost:%d", authPort)
-	s.apiURL = fmt.Sprintf("http://127.0.0.1:%d", authPort)
-	s.mailURL = fmt.Sprintf("http://127.0.0.1:%d", mailPort)
-	s.ns = "uitest" + platformtest.RandomHex(5)
-	say("database %s, NATS namespace %s, files in %s", s.db, s.ns, s.tmp)
-
-	// The settings below win over the caller's (the last of a duplicate key is used),
-	// and the caller's *_FILE secrets would clash with the keys given here.
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "CONFIG_FILE" || strings.HasSuffix(k, "_FILE") || strings.HasPrefix(k, "SMTP_") ||
-			strings.HasPrefix(k, "OTEL_") || k == "SESSION_COOKIE_DOMAIN" || k == "TRUSTED_PROXIES" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	s.env = append(env,
-		"DATABASE_URL="+own,
-		"NATS_URL="+natsURL,
-		"NATS_NAMESPACE="+s.ns,
-		"EVENT_KEYS="+platformtest.KeySpec("uitest"),
-		"MFA_ENCRYPTION_KEYS="+platformtest.KeySpec("uitest"),
-		"JWT_KEYS_DIR="+filepath.Join(s.tmp, "keys"), // the first auth makes the key, the second reads it
+	s.api = local.API{URL: fmt.Sprintf("http://127.0.0.1:%d", authPort)}
+	s.Env = append(s.Env,
 		"PUBLIC_URL="+s.authURL,
 		"APP_URL="+s.authURL+"/ui", // the links in the emails open the hosted pages
 		"WEBAUTHN_RP_ID=localhost",
 		"EMAIL_VERIFICATION_REQUIRED=true",
 		"RATE_LIMIT_ENABLED=false",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=", // tracing off
-		"SMTP_HOST=127.0.0.1", fmt.Sprintf("SMTP_PORT=%d", smtpPort), "SMTP_TLS=none",
-		"SMTP_FROM=no-reply@uitest.test",
-		"LOG_FORMAT=console",
 	)
-
-	s.suspects = []string{"mailpit"}
-	if err := s.spawn("mailpit", mailpit,
-		"--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort), "--listen", fmt.Sprintf("127.0.0.1:%d", mailPort),
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check"); err != nil {
+	if err := s.StartMailpit(ctx, mailpit); err != nil {
 		return err
 	}
-	if err := s.waitOK(ctx, "mailpit", s.mailURL+"/api/v1/messages"); err != nil {
+	if err := s.Migrate(ctx); err != nil {
 		return err
 	}
-
-	s.suspects = []string{"migrate"}
-	migrate := exec.CommandContext(ctx, filepath.Join(s.root, "bin", "auth"), "migrate")
-	migrate.Env = s.env
-	out, err := migrate.CombinedOutput()
-	_ = os.WriteFile(filepath.Join(s.tmp, "migrate.log"), out, 0o600)
-	if err != nil {
-		return fmt.Errorf("bin/auth migrate: %v", err)
+	if err := s.StartService(ctx, "auth", "auth", authPort); err != nil {
+		return err
 	}
-	say("bin/auth migrate created %s", s.db)
-
-	for _, svc := range []struct {
-		name string
-		port int
-	}{{"auth", authPort}, {"token-worker", workerPort}} {
-		s.suspects = []string{svc.name}
-		env := append(slices.Clip(s.env), fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", svc.port))
-		if err := s.spawnEnv(svc.name, env, filepath.Join(s.root, "bin", svc.name)); err != nil {
-			return err
-		}
-		if err := s.waitOK(ctx, svc.name, fmt.Sprintf("http://127.0.0.1:%d/readyz", svc.port)); err != nil {
-			return err
-		}
+	if err := s.StartService(ctx, "token-worker", "token-worker", workerPort); err != nil {
+		return err
 	}
 
 	// The gateway: its listener first (its port is in the second auth's PUBLIC_URL),
 	// then that auth, then serving.
-	s.suspects = []string{"gateway"}
-	gwLog, err := os.Create(filepath.Join(s.tmp, "gateway.log"))
+	s.Suspects = []string{"gateway"}
+	gwLog, err := os.Create(filepath.Join(s.Dir, "gateway.log"))
 	if err != nil {
 		return err
 	}
@@ -338,212 +179,41 @@ func (s *stack) start(ctx context.Context, mailpit string) error {
 		return err
 	}
 	gwPort := ln.Addr().(*net.TCPAddr).Port
-	backend := fmt.Sprintf("http://127.0.0.1:%d", gwAuthPort)
-	gw, err := newGateway(filepath.Join(s.root, routesFile), backend, gwPort, log.New(gwLog, "", log.LstdFlags|log.Lmicroseconds))
+	backend := &url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", gwAuthPort)}
+	gw, err := newGateway(filepath.Join(s.Root, routesFile), backend, gwPort, log.New(gwLog, "", log.LstdFlags|log.Lmicroseconds))
 	if err != nil {
 		ln.Close()
 		gwLog.Close()
 		return err
 	}
 	s.gw = gw
-	if err := os.WriteFile(filepath.Join(s.tmp, "gateway-ca.pem"), gw.caPEM, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(s.Dir, "gateway-ca.pem"), gw.caPEM, 0o600); err != nil {
 		return err
 	}
 
-	s.suspects = []string{"auth-gateway"}
-	gwEnv := append(slices.Clip(s.env),
-		fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", gwAuthPort),
+	if err := s.StartService(ctx, "auth-gateway", "auth", gwAuthPort,
 		"PUBLIC_URL="+gw.authOrigin,
 		"APP_URL="+gw.authOrigin+"/ui",
 		"WEBAUTHN_RP_ID=auth."+gwDomain,
 		"SESSION_COOKIE_DOMAIN="+gwDomain,
 		"TRUSTED_PROXIES=127.0.0.1/32",
 		"OAUTH_REDIRECT_ALLOWLIST="+gw.appOrigin,
-	)
-	if err := s.spawnEnv("auth-gateway", gwEnv, filepath.Join(s.root, "bin", "auth")); err != nil {
-		return err
-	}
-	if err := s.waitOK(ctx, "auth-gateway", backend+"/readyz"); err != nil {
+	); err != nil {
 		return err
 	}
 	go gw.serve(ln, gwLog)
 	say("gateway on 127.0.0.1:%d: %s → auth-gateway, %s → chain %s of %s → the test upstream",
 		gwPort, gw.authOrigin, gw.appOrigin, chainName, routesFile)
-	s.suspects = nil
+	s.Suspects = nil
 	return nil
 }
 
-func mustParse(raw string) *url.URL {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return &url.URL{}
-	}
-	return u
-}
-
-func (s *stack) spawn(name, path string, args ...string) error {
-	return s.spawnEnv(name, s.env, path, args...)
-}
-
-// spawnEnv starts a process with its output in a log file of the run. It gets SIGTERM
-// should the runner itself die without cleaning up.
-func (s *stack) spawnEnv(name string, env []string, path string, args ...string) error {
-	logPath := filepath.Join(s.tmp, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return fmt.Errorf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
-	s.procs = append(s.procs, p)
-	say("started %s (pid %d)", name, cmd.Process.Pid)
-	return nil
-}
-
-func (s *stack) proc(name string) *proc {
-	for _, p := range s.procs {
-		if p.name == name {
-			return p
-		}
-	}
-	return nil
-}
-
-// waitOK waits until GET u answers 200, for up to 30 s, while the process lives.
-func (s *stack) waitOK(ctx context.Context, name, u string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		if p := s.proc(name); p != nil && p.exited() {
-			return fmt.Errorf("%s exited: %v", name, p.err)
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				say("%s ready: %s", name, u)
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s: %v", name, u, context.Cause(ctx))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// cleanup stops every process, deletes the namespace's streams, drops the database and
-// removes the run's files (kept, with the logs, after a failure).
+// cleanup closes the gateway, then the stack.
 func (s *stack) cleanup() {
 	if s.gw != nil {
 		s.gw.close()
 	}
-	for _, p := range slices.Backward(s.procs) {
-		if !p.exited() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		}
-	}
-	for _, p := range s.procs {
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			say("%s did not stop in 15 s: killed", p.name)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
-	if len(s.procs) > 0 {
-		say("stopped %d processes", len(s.procs))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if s.ns != "" {
-		if n, err := deleteStreams(ctx, s.natsURL, s.ns); err != nil {
-			say("delete the streams of %s: %v", s.ns, err)
-		} else if n > 0 {
-			say("deleted %d JetStream streams of %s", n, s.ns)
-		}
-	}
-	if s.db != "" {
-		if err := dropDatabase(ctx, s.adminURL, s.db); err != nil {
-			say("drop database %s: %v", s.db, err)
-		} else {
-			say("dropped database %s", s.db)
-		}
-	}
-	if s.tmp != "" {
-		if s.failed {
-			say("logs kept in %s", s.tmp)
-		} else {
-			_ = os.RemoveAll(s.tmp)
-		}
-	}
-}
-
-func dropDatabase(ctx context.Context, adminURL, db string) error {
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
-	return err
-}
-
-// showLogs prints the tail of the named logs (processes, or the gateway's) and of any
-// process that exited.
-func (s *stack) showLogs(names ...string) {
-	for _, p := range s.procs {
-		if p.exited() && !slices.Contains(names, p.name) {
-			names = append(names, p.name)
-		}
-	}
-	shown := 0
-	for _, name := range names {
-		path := filepath.Join(s.tmp, name+".log")
-		lines, err := tail(path, tailLines)
-		if err != nil || len(lines) == 0 {
-			continue
-		}
-		state := ""
-		if p := s.proc(name); p != nil && p.exited() {
-			state = fmt.Sprintf(", exited: %v", p.err)
-		}
-		fmt.Printf("----- last %d lines of %s (%s%s) -----\n", len(lines), name, path, state)
-		for _, l := range lines {
-			fmt.Println(l)
-		}
-		shown++
-	}
-	if shown > 0 {
-		fmt.Println("-----")
-	}
-}
-
-func tail(path string, n int) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return lines, sc.Err()
+	s.Cleanup()
 }
 
 // walk checks that both auths serve the hosted UI, makes the gateway's user through the
@@ -551,7 +221,7 @@ func tail(path string, n int) ([]string, error) {
 func (s *stack) walk(ctx context.Context, shotDir string) int {
 	all := []string{"auth", "auth-gateway", "gateway", "token-worker", "mailpit"}
 	fail := func(format string, args ...any) int {
-		if interrupted(ctx) {
+		if local.Interrupted(ctx) {
 			say("interrupted: stopping")
 			return 130
 		}
@@ -560,11 +230,10 @@ func (s *stack) walk(ctx context.Context, shotDir string) int {
 			msg += fmt.Sprintf(" (the whole run is bounded to %s, -timeout)", s.timeout)
 		}
 		say("FAIL %s", msg)
-		s.failed = true
-		s.showLogs(all...)
+		s.Fail(all...)
 		return 1
 	}
-	if err := s.servesUI(ctx, s.apiURL); err != nil {
+	if err := s.servesUI(ctx, s.api.URL); err != nil {
 		return fail("%v", err)
 	}
 	if err := s.makeGatewayUser(ctx); err != nil {
@@ -588,12 +257,12 @@ func (s *stack) walk(ctx context.Context, shotDir string) int {
 		"--host-resolver-rules=MAP *." + gwDomain + " 127.0.0.1",
 		"--ignore-certificate-errors-spki-list=" + s.gw.spki,
 	}
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(s.root, "e2e", "ui", "walkthrough.mjs"))
-	cmd.Dir = filepath.Join(s.root, "e2e", "ui")
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(s.Root, "e2e", "ui", "walkthrough.mjs"))
+	cmd.Dir = filepath.Join(s.Root, "e2e", "ui")
 	cmd.Env = append(os.Environ(),
 		"UI_AUTH_URL="+s.authURL,
 		"UI_APP_URL="+s.authURL+"/ui",
-		"UI_MAILPIT_URL="+s.mailURL,
+		"UI_MAILPIT_URL="+s.MailURL,
 		"UI_GATEWAY_AUTH_URL="+s.gw.authOrigin,
 		"UI_GATEWAY_APP_URL="+s.gw.appOrigin,
 		"UI_GATEWAY_EMAIL="+s.gwEmail,
@@ -604,7 +273,7 @@ func (s *stack) walk(ctx context.Context, shotDir string) int {
 		"UI_CHROMIUM=/usr/bin/chromium",
 		"UI_CHROMIUM_GATEWAY_ARGS="+strings.Join(args, "\n"),
 		"UI_DEADLINE_MS="+strconv.FormatInt(deadline.UnixMilli(), 10),
-		"NODE_EXTRA_CA_CERTS="+filepath.Join(s.tmp, "gateway-ca.pem"), // node's own requests to the gateway
+		"NODE_EXTRA_CA_CERTS="+filepath.Join(s.Dir, "gateway-ca.pem"), // node's own requests to the gateway
 	)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// SIGTERM lets Playwright close Chromium; SIGKILL 10 s later if it has not.
@@ -623,7 +292,7 @@ func (s *stack) walk(ctx context.Context, shotDir string) int {
 			}
 		}
 	}
-	say("walk-through passed in %.1fs; %d screenshots in %s", time.Since(s.started).Seconds(), n, shotDir)
+	say("walk-through passed in %.1fs; %d screenshots in %s", time.Since(s.Started).Seconds(), n, shotDir)
 	return 0
 }
 
@@ -656,18 +325,18 @@ func (s *stack) servesUI(ctx context.Context, base string) error {
 // makeGatewayUser registers and verifies the gateway flow's user through the API.
 func (s *stack) makeGatewayUser(ctx context.Context) error {
 	s.gwEmail = "gateway-" + platformtest.RandomHex(4) + "@example.com"
-	if err := s.call(ctx, http.MethodPost, "/v1/auth/register", map[string]string{"email": s.gwEmail, "password": gwPassword, "name": "Gateway"},
-		http.StatusAccepted, nil); err != nil {
+	reg := map[string]string{"email": s.gwEmail, "password": gwPassword, "name": "Gateway"}
+	if _, err := s.api.Call(ctx, http.MethodPost, "/v1/auth/register", "", reg, http.StatusAccepted, nil); err != nil {
 		return err
 	}
-	tok, err := s.waitLink(ctx, s.gwEmail, "/verify-email?token=")
+	tok, err := s.WaitLink(ctx, s.gwEmail, "/verify-email?token=")
 	if err != nil {
 		return err
 	}
 	var u struct {
 		ID string `json:"id"`
 	}
-	if err := s.call(ctx, http.MethodPost, "/v1/auth/email/verify", map[string]string{"token": tok}, http.StatusOK, &u); err != nil {
+	if _, err := s.api.Call(ctx, http.MethodPost, "/v1/auth/email/verify", "", map[string]string{"token": tok}, http.StatusOK, &u); err != nil {
 		return err
 	}
 	if u.ID == "" {
@@ -677,108 +346,8 @@ func (s *stack) makeGatewayUser(ctx context.Context) error {
 	return nil
 }
 
+// client is for the runner's requests to auth that are not JSON calls.
 var client = &http.Client{Timeout: 20 * time.Second}
-
-// call sends a JSON request to auth and checks the status; out (if any) gets the answer.
-func (s *stack) call(ctx context.Context, method, path string, body any, want int, out any) error {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, method, s.apiURL+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if res.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s, want %d", method, path, res.StatusCode, bytes.TrimSpace(data), want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: %v in %s", method, path, err, data)
-		}
-	}
-	return nil
-}
-
-// waitLink polls Mailpit's API until a message to rcpt holds a link containing marker,
-// and returns the link's token.
-func (s *stack) waitLink(ctx context.Context, rcpt, marker string) (string, error) {
-	re := regexp.MustCompile(`https?://[^\s"'<>]*` + regexp.QuoteMeta(marker) + `([^\s"'<>&]+)`)
-	ctx, cancel := context.WithTimeout(ctx, mailTimeout)
-	defer cancel()
-	seen := map[string]bool{}
-	for {
-		var list struct {
-			Messages []struct {
-				ID string `json:"ID"`
-				To []struct {
-					Address string `json:"Address"`
-				} `json:"To"`
-			} `json:"messages"`
-		}
-		if err := s.mailpit(ctx, "/api/v1/messages", &list); err == nil {
-			for _, m := range list.Messages {
-				if seen[m.ID] || !slices.ContainsFunc(m.To, func(a struct {
-					Address string `json:"Address"`
-				}) bool {
-					return strings.EqualFold(a.Address, rcpt)
-				}) {
-					continue
-				}
-				var msg struct {
-					Text string `json:"Text"`
-				}
-				if err := s.mailpit(ctx, "/api/v1/message/"+url.PathEscape(m.ID), &msg); err != nil {
-					continue
-				}
-				seen[m.ID] = true
-				if sub := re.FindStringSubmatch(msg.Text); sub != nil {
-					return url.QueryUnescape(sub[1])
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("no email to %s with a link ...%s in %s (%d messages to it seen): %v",
-				rcpt, marker, mailTimeout, len(seen), context.Cause(ctx))
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-func (s *stack) mailpit(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.mailURL+path, nil)
-	if err != nil {
-		return err
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d", path, res.StatusCode)
-	}
-	return json.NewDecoder(res.Body).Decode(out)
-}
-
-// deleteStreams deletes the JetStream streams of namespace ns (natstest.DeleteNamespace).
-func deleteStreams(ctx context.Context, natsURL, ns string) (int, error) {
-	nc, err := nats.Connect(natsURL, nats.Name("uitest"), nats.Timeout(5*time.Second))
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
-	return natstest.DeleteNamespace(ctx, js, ns)
-}
 
 // ---------------------------------------------------------------- the gateway
 
@@ -799,12 +368,12 @@ type gateway struct {
 	log                   *log.Logger
 }
 
-func newGateway(routes, backend string, port int, lg *log.Logger) (*gateway, error) {
+func newGateway(routes string, backend *url.URL, port int, lg *log.Logger) (*gateway, error) {
 	g := &gateway{
 		authOrigin: fmt.Sprintf("https://auth.%s:%d", gwDomain, port),
 		appOrigin:  fmt.Sprintf("https://app.%s:%d", gwDomain, port),
 		port:       port,
-		backend:    mustParse(backend),
+		backend:    backend,
 		log:        lg,
 	}
 	if err := g.makeCert(); err != nil {
@@ -993,7 +562,7 @@ func (s *statusRecorder) Flush() {
 // forwardAuth), each applied as Traefik applies it, the forwardAuth's address pointed at
 // backend (the same path and query). Any other kind in the chain is an error: the
 // emulation would not be the shipped configuration.
-func loadChain(path, name, backend string, next http.Handler, lg *log.Logger) (http.Handler, error) {
+func loadChain(path, name string, backend *url.URL, next http.Handler, lg *log.Logger) (http.Handler, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -1103,13 +672,12 @@ type forwardAuth struct {
 // hopHeaders are the hop-by-hop headers Traefik leaves out of the auth request and answer.
 var hopHeaders = []string{"Connection", "Keep-Alive", "Te", "Trailers", "Transfer-Encoding", "Upgrade"}
 
-func newForwardAuth(name string, cfg forwardAuthConfig, backend string, next http.Handler, lg *log.Logger) (*forwardAuth, error) {
+func newForwardAuth(name string, cfg forwardAuthConfig, backend *url.URL, next http.Handler, lg *log.Logger) (*forwardAuth, error) {
 	addr, err := url.Parse(cfg.Address)
 	if err != nil || addr.Host == "" {
 		return nil, fmt.Errorf("forwardAuth %s: address %q", name, cfg.Address)
 	}
-	b := mustParse(backend)
-	addr.Scheme, addr.Host = b.Scheme, b.Host
+	addr.Scheme, addr.Host = backend.Scheme, backend.Host
 	fa := &forwardAuth{
 		name: name, cfg: cfg, address: addr.String(), next: next, log: lg,
 		client: &http.Client{
