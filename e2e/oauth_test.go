@@ -125,31 +125,46 @@ func TestUnprovenProviderAddressThroughOurEmail(t *testing.T) {
 // user queued last) and returns where the oauth process sent it back.
 func oidcSignIn(t *testing.T, s *stack) *url.URL {
 	t.Helper()
-	noFollow := &http.Client{Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return oidcSignInAt(t, s.oauthURL+"/v1/oauth/acme/authorize?redirect_to="+url.QueryEscape(appURL))
+}
+
+// oidcSignInAt is oidcSignIn from an authorize URL of the caller's.
+func oidcSignInAt(t *testing.T, authorize string) *url.URL {
+	t.Helper()
 	step := func(raw string, cookies []*http.Cookie) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, raw, nil)
-		for _, c := range cookies {
-			req.AddCookie(c)
-		}
-		res, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
+		res, _ := fetch(t, raw, cookies)
 		if res.StatusCode != http.StatusFound {
 			t.Fatalf("GET %s: %d", raw, res.StatusCode)
 		}
 		return res
 	}
-	start := step(s.oauthURL+"/v1/oauth/acme/authorize?redirect_to="+url.QueryEscape(appURL), nil)
+	start := step(authorize, nil)
 	callback := step(start.Header.Get("Location"), nil).Header.Get("Location")
 	done, err := url.Parse(step(callback, start.Cookies()).Header.Get("Location"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return done
+}
+
+var noFollow = &http.Client{Timeout: 10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// fetch GETs raw as a browser would, with cookies, without following a redirect.
+func fetch(t *testing.T, raw string, cookies []*http.Cookie) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, raw, nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
 }
 
 func postJSON(t *testing.T, url string, body any, bearer string) (int, []byte) {
@@ -210,38 +225,18 @@ func TestHostedUISocialSignIn(t *testing.T) {
 	s := startStack(t)
 	email := "ui-oauth-" + randomHex(4) + "@example.com"
 	s.oidc.QueueUser(&mockoidc.MockUser{Subject: "e2e-" + randomHex(4), Email: email, EmailVerified: true})
-	noFollow := &http.Client{Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	fetch := func(raw string, cookies []*http.Cookie) (*http.Response, string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, raw, nil)
-		for _, c := range cookies {
-			req.AddCookie(c)
-		}
-		res, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res, string(b)
-	}
-
-	res, page := fetch(s.authURL+"/ui/login", nil)
+	res, page := fetch(t, s.authURL+"/ui/login", nil)
 	m := regexp.MustCompile(`<a class="provider" href="([^"]+)">Continue with ([^<]+)</a>`).FindStringSubmatch(page)
 	if res.StatusCode != http.StatusOK || m == nil {
 		t.Fatalf("login page %d offers no provider:\n%s", res.StatusCode, page)
 	}
-	start, _ := fetch(html.UnescapeString(m[1]), nil)
-	atProvider, _ := fetch(start.Header.Get("Location"), nil)
-	back, _ := fetch(atProvider.Header.Get("Location"), start.Cookies())
-	done, err := url.Parse(back.Header.Get("Location"))
-	if err != nil || !strings.HasPrefix(done.String(), uiCallback+"?") || done.Query().Get("code") == "" {
-		t.Fatalf("oauth sent the browser to %q", back.Header.Get("Location"))
+	done := oidcSignInAt(t, html.UnescapeString(m[1]))
+	if !strings.HasPrefix(done.String(), uiCallback+"?") || done.Query().Get("code") == "" {
+		t.Fatalf("oauth sent the browser to %q", done)
 	}
 	// The code in the URL is single use and worth nothing without the exchange; no token
 	// is in any URL.
-	res, page = fetch(s.authURL+done.RequestURI(), nil)
+	res, page = fetch(t, s.authURL+done.RequestURI(), nil)
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/ui/account" {
 		t.Fatalf("callback: %d to %q: %s", res.StatusCode, res.Header.Get("Location"), page)
 	}
@@ -254,18 +249,12 @@ func TestHostedUISocialSignIn(t *testing.T) {
 	if cookie == nil {
 		t.Fatalf("no session cookie: %v", res.Header["Set-Cookie"])
 	}
-	req, _ := http.NewRequest(http.MethodGet, s.authURL+"/v1/auth/verify", nil)
-	req.AddCookie(cookie)
-	vres, err := noFollow.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vres.Body.Close()
+	vres, _ := fetch(t, s.authURL+"/v1/auth/verify", []*http.Cookie{cookie})
 	if vres.StatusCode != http.StatusOK || vres.Header.Get("X-Auth-Email") != email {
 		t.Fatalf("verify with the UI's cookie: %d %v", vres.StatusCode, vres.Header)
 	}
 	// The same code again: refused, and no second session.
-	if res, _ := fetch(s.authURL+done.RequestURI(), nil); res.StatusCode != http.StatusBadRequest {
+	if res, _ := fetch(t, s.authURL+done.RequestURI(), nil); res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a spent code answered %d", res.StatusCode)
 	}
 }
