@@ -28,18 +28,7 @@ type accountData struct {
 
 func (h *Handler) accountPage(c echo.Context) error {
 	p := h.newPage(c, "Your account")
-	switch c.QueryParam("notice") {
-	case "saved":
-		p.Notice = "Saved."
-	case "passkey_added":
-		p.Notice = "Passkey added."
-	case "passkey_removed":
-		p.Notice = "Passkey removed."
-	case "session_ended":
-		p.Notice = "That session is signed out."
-	case "totp_off":
-		p.Notice = "Two-step verification is off."
-	}
+	p.Notice = notices[c.QueryParam("notice")]
 	return h.renderAccount(c, http.StatusOK, p, nil)
 }
 

@@ -33,16 +33,7 @@ func (h *Handler) loginPage(c echo.Context) error {
 	if _, ok := signedIn(c); ok && p.ReturnTo != "" {
 		return c.Redirect(http.StatusSeeOther, p.ReturnTo)
 	}
-	switch c.QueryParam("notice") {
-	case "signed_out":
-		p.Notice = "You are signed out."
-	case "password_changed":
-		p.Notice = "Your password was changed. Sign in with the new one."
-	case "verified":
-		p.Notice = "Your email address is verified. You can sign in."
-	case "created":
-		p.Notice = "Your account is ready. You can sign in."
-	}
+	p.Notice = notices[c.QueryParam("notice")]
 	if e := c.QueryParam("error"); e != "" {
 		p.FormError = oauthErrorMessage(e)
 	}

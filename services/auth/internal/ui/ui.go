@@ -376,6 +376,20 @@ var messages = map[string]string{
 	"mfa_already_enabled": "Two-step verification is already on.",
 }
 
+// notices are the banners a redirect after a post names (?notice=): fixed sentences, so
+// a link cannot put words of its own on our pages.
+var notices = map[string]string{
+	"signed_out":       "You are signed out.",
+	"password_changed": "Your password was changed. Sign in with the new one.",
+	"verified":         "Your email address is verified. You can sign in.",
+	"created":          "Your account is ready. You can sign in.",
+	"saved":            "Saved.",
+	"passkey_added":    "Passkey added.",
+	"passkey_removed":  "Passkey removed.",
+	"session_ended":    "That session is signed out.",
+	"totp_off":         "Two-step verification is off.",
+}
+
 func message(e *httpx.Error) string {
 	if m, ok := messages[e.Code]; ok {
 		return m
