@@ -77,6 +77,7 @@ const browsers = [];
 let stepNo = 0;
 let passed = 0;
 let current = null; // the page to picture on failure
+let forgotCtx = null; // the forgot-password step's context, closed once the next step has its own
 const problems = []; // CSP violations, page errors, failed subresources: fail the step
 const consoleTail = [];
 
@@ -775,6 +776,23 @@ await step('signed out: GET /ui/account → /ui/login?return_to=/ui/account; for
   await submit(p, p.getByRole('button', { name: 'Send reset link', exact: true }), 'Send reset link');
   await expectH1(p, 'Check your email');
   await audit(p, 'forgot-password (sent)');
+  forgotCtx = ctx;
+});
+
+await step('Email me a sign-in link → "Check your email" with a Code field', async () => {
+  const ctx = await browser.newContext({ viewport: DESKTOP, colorScheme: 'light' });
+  const p = await newPage(ctx, 'anonymous');
+  await visit(p, `${AUTH}/ui/login`);
+  await submit(p, p.getByRole('link', { name: 'Email me a sign-in link', exact: true }), 'the Email me a sign-in link link');
+  await expectPath(p, '/ui/login/link');
+  await shoot(p, 'login-link');
+  await p.getByLabel('Email', { exact: true }).fill(EMAIL);
+  await submit(p, p.getByRole('button', { name: 'Send sign-in link', exact: true }), 'Send sign-in link');
+  await expectH1(p, 'Check your email');
+  await p.getByLabel('Code', { exact: true }).waitFor();
+  await shoot(p, 'login-code');
+  await audit(p, 'login-link (sent)');
+  await forgotCtx.close();
 });
 
 await step('GET /ui/reset-password with a dummy token: the form; sending it shows a readable error', async () => {

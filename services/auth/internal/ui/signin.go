@@ -26,6 +26,7 @@ func (h *Handler) home(c echo.Context) error {
 // loginData is the sign-in page's: the social providers.
 type loginData struct {
 	Providers []Provider
+	Link      bool // sign-in by an emailed link or code is on
 }
 
 func (h *Handler) loginPage(c echo.Context) error {
@@ -41,8 +42,59 @@ func (h *Handler) loginPage(c echo.Context) error {
 }
 
 func (h *Handler) renderLogin(c echo.Context, status int, p *page) error {
-	p.Data = loginData{Providers: h.cfg.OAuth.Providers(c.Request().Context(), h.cfg.Browser.PublicURL, p.ReturnTo)}
+	p.Data = loginData{Providers: h.cfg.OAuth.Providers(c.Request().Context(), h.cfg.Browser.PublicURL, p.ReturnTo),
+		Link: h.otpOn(c) == nil}
 	return h.render(c, status, "login", p)
+}
+
+func (h *Handler) otpOn(c echo.Context) error {
+	if h.cfg.Flags == nil {
+		return nil
+	}
+	return h.cfg.Flags.Check(c.Request().Context(), flags.OTPLogin)
+}
+
+func (h *Handler) linkPage(c echo.Context) error {
+	p := h.newPage(c, "Sign in with an email")
+	if err := h.otpOn(c); err != nil {
+		return h.render(c, formError(c, p, err, nil), "login-link", p)
+	}
+	return h.render(c, http.StatusOK, "login-link", p)
+}
+
+// sendLink asks for an emailed sign-in link and code: the same answer whether or not the
+// address has an account (the use case does the same work either way).
+func (h *Handler) sendLink(c echo.Context) error {
+	p := h.newPage(c, "Sign in with an email")
+	p.Values["email"] = c.FormValue("email")
+	if err := h.otpOn(c); err != nil {
+		return h.render(c, formError(c, p, err, nil), "login-link", p)
+	}
+	if err := h.svc.RequestOTP(c.Request().Context(), c.FormValue("email"), "", client(c)); err != nil {
+		return h.render(c, formError(c, p, err, map[string]string{"invalid_email": "email"}), "login-link", p)
+	}
+	p.Title = "Check your email"
+	p.Notice = "If the address has an account, we sent it a sign-in link and code."
+	p.Values["sent"] = "yes"
+	return h.render(c, http.StatusAccepted, "login-link", p)
+}
+
+func (h *Handler) codeLogin(c echo.Context) error {
+	p := h.newPage(c, "Check your email")
+	p.Values["email"], p.Values["sent"] = c.FormValue("email"), "yes"
+	if err := h.otpOn(c); err != nil {
+		return h.render(c, formError(c, p, err, nil), "login-link", p)
+	}
+	pair, err := h.svc.VerifyOTP(c.Request().Context(), account.OTPAttempt{Email: c.FormValue("email"),
+		Code: strings.TrimSpace(c.FormValue("code"))}, client(c))
+	if err != nil {
+		status := formError(c, p, err, map[string]string{"invalid_code": "code"})
+		if e, ok := p.Errors["code"]; ok && e == messages["invalid_code"] {
+			p.Errors["code"] = "That code is not right, or it expired. Try again or ask for a new one."
+		}
+		return h.render(c, status, "login-link", p)
+	}
+	return h.signIn(c, pair, p.ReturnTo)
 }
 
 func (h *Handler) login(c echo.Context) error {
@@ -283,10 +335,8 @@ func (h *Handler) magicLinkPage(c echo.Context) error {
 func (h *Handler) magicLink(c echo.Context) error {
 	p := h.newPage(c, "Sign in")
 	p.Values["token"] = c.FormValue("token")
-	if h.cfg.Flags != nil {
-		if err := h.cfg.Flags.Check(c.Request().Context(), flags.OTPLogin); err != nil {
-			return h.render(c, formError(c, p, err, nil), "magic-link", p)
-		}
+	if err := h.otpOn(c); err != nil {
+		return h.render(c, formError(c, p, err, nil), "magic-link", p)
 	}
 	pair, err := h.svc.VerifyOTP(c.Request().Context(), account.OTPAttempt{Token: c.FormValue("token")}, client(c))
 	if err != nil {

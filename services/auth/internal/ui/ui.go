@@ -101,6 +101,7 @@ var funcs = template.FuncMap{
 		}
 		return f
 	},
+	"device": device,
 	// dataURI is a PNG we rendered ourselves (the TOTP QR code), shown under img-src data:.
 	"dataURI": func(b64 string) template.URL { return template.URL("data:image/png;base64," + b64) },
 }
@@ -130,6 +131,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/ui/login/mfa", h.loginMFA, g...)
 	e.POST("/ui/login/mfa/passkey/begin", h.beginPasskeyMFA, g...)
 	e.POST("/ui/login/mfa/passkey", h.passkeyMFA, g...)
+	e.GET("/ui/login/link", h.linkPage, g...)
+	e.POST("/ui/login/link", h.sendLink, g...)
+	e.POST("/ui/login/code", h.codeLogin, g...)
 	e.GET("/ui/oauth/callback", h.oauthCallback, g...)
 	e.POST("/ui/logout", h.logout, g...)
 	e.GET("/ui/register", h.registerPage, g...)

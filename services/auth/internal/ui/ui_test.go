@@ -458,3 +458,30 @@ func TestMagicLinkSignsInOnItsPostOnly(t *testing.T) {
 	again.get("/ui/magic-link?token=" + url.QueryEscape(tok))
 	expectPage(t, again.post("/ui/magic-link", url.Values{"token": {tok}}), http.StatusUnauthorized, "invalid, already used or expired")
 }
+
+func TestEmailedCodeSignsIn(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, nil)
+	email := apitest.Email("ui-code")
+	e.Register(email)
+	b := newBrowser(t, e)
+	expectPage(t, b.get("/ui/login"), http.StatusOK, `href="/ui/login/link"`, "Email me a sign-in link")
+	expectPage(t, b.get("/ui/login/link"), http.StatusOK, `<label for="email">Email</label>`, ">Send sign-in link</button>")
+	// Known and unknown addresses: the same answer.
+	unknown := b.post("/ui/login/link", url.Values{"email": {apitest.Email("nobody")}})
+	known := b.post("/ui/login/link", url.Values{"email": {email}})
+	expectPage(t, unknown, http.StatusAccepted, "Check your email", `<label for="code">Code</label>`)
+	expectPage(t, known, http.StatusAccepted, "Check your email", `<label for="code">Code</label>`)
+	e.WaitEmailRequests()
+	code := e.OutboxCode(email, "auth.email.otp_requested")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	expectPage(t, b.post("/ui/login/code", url.Values{"email": {email}, "code": {wrong}}), http.StatusUnauthorized, `id="code-error"`, "That code is not right")
+	p := b.post("/ui/login/code", url.Values{"email": {email}, "code": {code}})
+	expectRedirect(t, p, "/ui/account")
+	if p.set["__Host-session"] == nil {
+		t.Fatal("no session cookie")
+	}
+}
