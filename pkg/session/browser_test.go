@@ -43,6 +43,19 @@ func TestBrowserReferenceNamesItsLiveSessionOnly(t *testing.T) {
 	if err != nil || sess.ID != created.ID || sess.UserID != uid || sess.Stamp != "stamp-1" {
 		t.Fatalf("Browser = %+v, %v", sess, err)
 	}
+	// As cheap as the bearer check: the session's fields and the caller's key, one round trip.
+	key, _ := UserKey("test:browser:", uid)
+	rdb.Set(ctx, key, "cached", time.Minute)
+	t.Cleanup(func() { rdb.Del(context.Background(), key) })
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	_, _, _ = s.Browser(ctx, ref, key) // the connection's own handshake is not the call's
+	hook.trips.Store(0)
+	hook.cmds.Store(0)
+	_, cmd, err := s.Browser(ctx, ref, key)
+	if trips, cmds := hook.trips.Load(), hook.cmds.Load(); err != nil || trips != 1 || cmds != 2 || cmd.Val() != "cached" {
+		t.Fatalf("Browser with a key: %d round trips, %d commands, %q, %v; want 1, 2, the key's value", trips, cmds, cmd.Val(), err)
+	}
 	// Only the hash is kept, in the session's own hash.
 	stored, err := rdb.HGet(ctx, sessionPrefix(uid)+created.ID, "bc").Result()
 	if err != nil || len(stored) != 64 || strings.Contains(ref, stored) {
