@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 
+	"github.com/talentforge/auth/pkg/softauthn"
 	"github.com/talentforge/auth/services/auth/internal/apitest"
 )
 
@@ -484,4 +486,109 @@ func TestEmailedCodeSignsIn(t *testing.T) {
 	if p.set["__Host-session"] == nil {
 		t.Fatal("no session cookie")
 	}
+}
+
+// beginCeremony calls a passkey begin endpoint as passkey.js does: JSON, the CSRF header.
+func (b *browserClient) beginCeremony(path string, body string) json.RawMessage {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.e.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", b.origin)
+	req.Header.Set("X-CSRF-Token", b.cookies["__Host-csrf"].Value)
+	for _, c := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	resp, err := b.e.Client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		b.t.Fatalf("%s: %d %s", path, resp.StatusCode, raw)
+	}
+	return raw
+}
+
+func TestPasskeysOnThePages(t *testing.T) {
+	t.Parallel()
+	e := apitest.Start(t, nil)
+	email := apitest.Email("ui-pk")
+	e.Register(email)
+	b := newBrowser(t, e)
+	b.get("/ui/login")
+	expectRedirect(t, b.post("/ui/login", url.Values{"email": {email}, "password": {apitest.Password}}), "/ui/account")
+	a := softauthn.New()
+	origin := softauthn.Options{Origin: e.Cfg.PublicURL}
+	var cer struct {
+		FlowID    string          `json:"flow_id"`
+		PublicKey json.RawMessage `json:"publicKey"`
+	}
+	// A begin without the CSRF header is refused like a form without its token.
+	noHeader := b.do(http.MethodPost, "/ui/account/passkeys/begin", url.Values{}, nil)
+	expectPage(t, noHeader, http.StatusForbidden)
+
+	if err := json.Unmarshal(b.beginCeremony("/ui/account/passkeys/begin", `{}`), &cer); err != nil {
+		t.Fatal(err)
+	}
+	cred, _, err := a.Create(cer.PublicKey, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRedirect(t, b.post("/ui/account/passkeys", url.Values{"flow_id": {cer.FlowID}, "name": {"Laptop"}, "credential": {string(cred)}}),
+		"/ui/account?notice=passkey_added")
+	expectPage(t, b.get("/ui/account?notice=passkey_added"), http.StatusOK, "Passkey added.", "<strong>Laptop</strong>", ">Remove</button>")
+	// The same flow twice: refused, shown next to the passkey button.
+	expectPage(t, b.post("/ui/account/passkeys", url.Values{"flow_id": {cer.FlowID}, "name": {"Again"}, "credential": {string(cred)}}),
+		http.StatusBadRequest, `id="passkey-error" role="alert">The passkey request expired`)
+
+	// Turn TOTP on, then the second factor can be the passkey.
+	on := b.post("/ui/account/totp", nil)
+	secret := secretRE.FindStringSubmatch(on.body)[1]
+	expectPage(t, b.post("/ui/account/totp/confirm", url.Values{"code": {totpStep(t, secret, time.Now().Unix()/30)}}), http.StatusOK, "They are shown only once.")
+	expectRedirect(t, b.post("/ui/logout", nil), "/ui/login?notice=signed_out")
+	expectRedirect(t, b.post("/ui/login", url.Values{"email": {email}, "password": {apitest.Password}}), "/ui/login/mfa")
+	expectPage(t, b.get("/ui/login/mfa"), http.StatusOK, ">Use a passkey</button>")
+	if err := json.Unmarshal(b.beginCeremony("/ui/login/mfa/passkey/begin", `{}`), &cer); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Get(cer.PublicKey, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := b.post("/ui/login/mfa/passkey", url.Values{"flow_id": {cer.FlowID}, "credential": {string(got)}})
+	expectRedirect(t, p, "/ui/account")
+	if p.set["__Host-session"] == nil {
+		t.Fatal("no session after the passkey second factor")
+	}
+
+	// A passkey alone signs in from the login page, in another browser.
+	other := newBrowser(t, e)
+	other.get("/ui/login")
+	if err := json.Unmarshal(other.beginCeremony("/ui/login/passkey/begin", `{}`), &cer); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = a.Get(cer.PublicKey, origin); err != nil {
+		t.Fatal(err)
+	}
+	expectRedirect(t, other.post("/ui/login/passkey", url.Values{"flow_id": {cer.FlowID}, "credential": {string(got)}}), "/ui/account")
+	// A forged assertion: the page says so, no session.
+	other2 := newBrowser(t, e)
+	other2.get("/ui/login")
+	if err := json.Unmarshal(other2.beginCeremony("/ui/login/passkey/begin", `{}`), &cer); err != nil {
+		t.Fatal(err)
+	}
+	bad := other2.post("/ui/login/passkey", url.Values{"flow_id": {cer.FlowID}, "credential": {`{"id":"AAAA","type":"public-key"}`}})
+	if bad.status < 400 || bad.status >= 500 || bad.set["__Host-session"] != nil {
+		t.Fatalf("a forged passkey answered %d %v", bad.status, bad.set)
+	}
+
+	// Remove it from the account page.
+	acct := b.get("/ui/account")
+	id := regexp.MustCompile(`/ui/account/passkeys/([0-9a-f-]{36})/delete`).FindStringSubmatch(acct.body)
+	if id == nil {
+		t.Fatalf("no remove form:\n%s", acct.body)
+	}
+	expectRedirect(t, b.post("/ui/account/passkeys/"+id[1]+"/delete", nil), "/ui/account?notice=passkey_removed")
+	expectPage(t, b.get("/ui/account"), http.StatusOK, "No passkeys yet.")
 }
