@@ -41,16 +41,21 @@ type page struct {
 
 func (b *browserClient) do(method, path string, form url.Values, header http.Header) page {
 	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	if form == nil {
+		return b.send(method, path, "", nil, header)
 	}
+	return b.send(method, path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()), header)
+}
+
+// send is one request with the browser's cookies (and Origin on a body), as a browser makes it.
+func (b *browserClient) send(method, path, contentType string, body io.Reader, header http.Header) page {
+	b.t.Helper()
 	req, err := http.NewRequest(method, b.e.URL+path, body)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
 		req.Header.Set("Origin", b.origin)
 	}
 	req.Header.Set("Accept", "text/html")
@@ -491,23 +496,12 @@ func TestEmailedCodeSignsIn(t *testing.T) {
 // beginCeremony calls a passkey begin endpoint as passkey.js does: JSON, the CSRF header.
 func (b *browserClient) beginCeremony(path string, body string) json.RawMessage {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.e.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", b.origin)
-	req.Header.Set("X-CSRF-Token", b.cookies["__Host-csrf"].Value)
-	for _, c := range b.cookies {
-		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	p := b.send(http.MethodPost, path, "application/json", strings.NewReader(body),
+		http.Header{"X-Csrf-Token": {b.cookies["__Host-csrf"].Value}})
+	if p.status != http.StatusOK {
+		b.t.Fatalf("%s: %d %s", path, p.status, p.body)
 	}
-	resp, err := b.e.Client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		b.t.Fatalf("%s: %d %s", path, resp.StatusCode, raw)
-	}
-	return raw
+	return json.RawMessage(p.body)
 }
 
 func TestPasskeysOnThePages(t *testing.T) {
