@@ -115,8 +115,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))
 	e.GET("/ui/static/*", func(c echo.Context) error {
-		// Versioned by the binary: a day's cache, revalidated after.
-		c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+		// The URLs carry no version: an hour's cache, so a release's files reach every
+		// browser within the hour (they change only with a release).
+		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 		files.ServeHTTP(c.Response(), c.Request())
 		return nil
 	})
