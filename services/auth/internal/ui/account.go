@@ -152,9 +152,10 @@ func (h *Handler) confirmTOTP(c echo.Context) error {
 	codes, err := h.svc.ConfirmTOTP(c.Request().Context(), pr, strings.TrimSpace(c.FormValue("code")), c.FormValue("current_password"))
 	if err != nil {
 		status := formError(c, p, err, map[string]string{"invalid_mfa_code": "totp_code", "reauth_required": "totp_code"})
-		// The pending secret is kept server side; show it again to retry.
+		// The pending secret is sealed server side and never shown twice: a wrong first
+		// code gets a new enrolment to scan.
 		return h.renderAccount(c, status, p, func(d *accountData) {
-			if e := apiError(c, err); e.Code == "invalid_mfa_code" {
+			if errors.Is(err, account.ErrWrongMFACode) {
 				if en, rerr := h.svc.EnrolTOTP(c.Request().Context(), pr, c.FormValue("current_password")); rerr == nil {
 					d.TOTP = &en
 					p.Errors["totp_code"] = "That code is not right. Scan the new QR code and try again."

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -13,8 +12,6 @@ import (
 	"github.com/talentforge/auth/services/auth/internal/browser"
 	"github.com/talentforge/auth/services/auth/internal/flags"
 )
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 func (h *Handler) home(c echo.Context) error {
 	if _, ok := signedIn(c); ok {
@@ -89,7 +86,7 @@ func (h *Handler) codeLogin(c echo.Context) error {
 		Code: strings.TrimSpace(c.FormValue("code"))}, client(c))
 	if err != nil {
 		status := formError(c, p, err, map[string]string{"invalid_code": "code"})
-		if e, ok := p.Errors["code"]; ok && e == messages["invalid_code"] {
+		if errors.Is(err, account.ErrInvalidCode) {
 			p.Errors["code"] = "That code is not right, or it expired. Try again or ask for a new one."
 		}
 		return h.render(c, status, "login-link", p)
@@ -104,8 +101,7 @@ func (h *Handler) login(c echo.Context) error {
 	pair, err := h.svc.Login(c.Request().Context(), email, c.FormValue("password"), client(c))
 	if err != nil {
 		status := formError(c, p, err, map[string]string{"invalid_email": "email"})
-		if apiError(c, err).Code == "email_not_verified" {
-			p.Data = nil
+		if errors.Is(err, account.ErrEmailNotVerified) {
 			p.Values["unverified"] = "yes"
 		}
 		return h.renderLogin(c, status, p)

@@ -18,6 +18,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -425,7 +426,7 @@ func (h *Handler) signIn(c echo.Context, pair account.TokenPair, returnTo string
 		browser.SetHostCookie(c.Response(), browser.MFACookie, v, 5*time.Minute)
 		to := "/ui/login/mfa"
 		if returnTo != "" {
-			to += "?return_to=" + urlQueryEscape(returnTo)
+			to += "?return_to=" + url.QueryEscape(returnTo)
 		}
 		return done(c, to)
 	}
